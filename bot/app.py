@@ -1,0 +1,199 @@
+"""The composition root: the one place where the bot's objects are built and wired.
+
+:func:`build_application` turns settings, a knowledge holder and a store into a
+python-telegram-bot ``Application`` with every handler registered; tests call it
+with a recording request instead of the network. :func:`run_bot` is
+``python -m bot run``: it loads the knowledge, opens the store, starts the live
+reload watcher and polls (or serves a webhook) until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+from bot.bundle import KnowledgeHolder, load_bundle
+from bot.config import Settings
+from bot.engine import Engine
+from bot.store import Store
+from bot.yamlio import Problem
+
+logger = logging.getLogger(__name__)
+
+WATCH_TASK_KEY = "knowledge_watch_task"
+MAX_ADMIN_PROBLEMS = 20
+
+
+class RedactSecrets(logging.Filter):
+    """Replace secrets (the bot token) in every log record before it is written."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place; never drop it."""
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        redacted = message
+        exc_text = record.exc_text or ""
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "[REDACTED]")
+            exc_text = exc_text.replace(secret, "[REDACTED]")
+        record.msg, record.args = redacted, None
+        record.exc_text = exc_text or None
+        return True
+
+
+def install_redaction(token: str | None) -> None:
+    """Make sure the token never reaches a log line, whatever logger writes it."""
+    if not token:
+        return
+    redactor = RedactSecrets([token])
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+
+
+async def notify_admins(
+    app: Application, admins: Sequence[int], problems: Sequence[Problem]  # type: ignore[type-arg]
+) -> None:
+    """Tell the admins a knowledge edit was rejected, with every problem found."""
+    if not admins:
+        return
+    shown = [str(p) for p in problems[:MAX_ADMIN_PROBLEMS]]
+    more = len(problems) - len(shown)
+    text = (
+        "⚠️ A knowledge base edit was rejected; the bot keeps serving the last good version.\n\n"
+        + "\n".join(shown)
+        + (f"\n… and {more} more (run: python -m bot check)" if more > 0 else "")
+    )
+    for admin in admins:
+        try:
+            await app.bot.send_message(admin, text[:4000])
+        except TelegramError as exc:
+            logger.warning("could not notify admin %s: %s", admin, exc)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    holder: KnowledgeHolder,
+    store: Store,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    token: str | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """Build the PTB application with the engine on bot_data and every handler registered."""
+    from handlers import register_all
+    from handlers.commands import COMMANDS
+    from handlers.common import ENGINE_KEY
+
+    tg = settings.telegram
+    builder: ApplicationBuilder = Application.builder().token(token or tg.token or "")  # type: ignore[type-arg]
+    if tg.base_url:
+        builder = builder.base_url(tg.base_url)
+    if tg.base_file_url:
+        builder = builder.base_file_url(tg.base_file_url)
+    if request is not None:
+        builder = builder.request(request)
+        builder = builder.get_updates_request(get_updates_request or request)
+    if tg.rate_limiter and request is None:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+    if tg.concurrent_updates > 1:
+        builder = builder.concurrent_updates(tg.concurrent_updates)
+
+    engine = Engine(holder, store, settings.matching)
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        try:
+            await app.bot.set_my_commands(list(COMMANDS))
+        except TelegramError as exc:  # the menu is a nicety; the bot works without it
+            logger.warning("could not set the command list: %s", exc)
+        interval = settings.knowledge.reload_interval
+        if interval > 0:
+
+            async def report(problems: Sequence[Problem]) -> None:
+                await notify_admins(app, tg.admins, problems)
+
+            app.bot_data[WATCH_TASK_KEY] = asyncio.create_task(
+                holder.watch(interval, report), name="knowledge-watch"
+            )
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        task = app.bot_data.pop(WATCH_TASK_KEY, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    builder = builder.post_init(post_init).post_shutdown(post_shutdown)
+    app = builder.build()
+    app.bot_data[ENGINE_KEY] = engine
+    register_all(app)
+    return app
+
+
+def run_bot(settings: Settings) -> int:
+    """Run the Telegram bot until stopped; return the exit status."""
+    token = settings.telegram.token
+    if not token:
+        print(
+            "No Telegram bot token: set TELEGRAM_BOT_TOKEN (or telegram.token in config.yaml). "
+            "To try the bot without Telegram, run: python -m bot chat",
+            file=sys.stderr,
+        )
+        return 2
+    install_redaction(token)
+    bundle, problems = load_bundle(settings.knowledge.path)
+    if bundle is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"cannot start: the knowledge base at {settings.knowledge.path} has problems",
+              file=sys.stderr)
+        return 1
+    holder = KnowledgeHolder(settings.knowledge.path, bundle)
+    tg = settings.telegram
+    if tg.mode == "webhook" and not tg.webhook.url:
+        print("telegram.webhook.url must be set for webhook mode", file=sys.stderr)
+        return 2
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    store = loop.run_until_complete(Store.open(settings.storage.path))
+    app = build_application(settings, holder=holder, store=store)
+    logger.info(
+        "starting: %d topics, mode %s, storage %s",
+        len(bundle.kb.topics), tg.mode, settings.storage.path,
+    )
+    run_kwargs: dict[str, Any] = {"close_loop": False, "drop_pending_updates": False}
+    try:
+        if tg.mode == "webhook":
+            app.run_webhook(
+                listen=tg.webhook.listen,
+                port=tg.webhook.port,
+                url_path=tg.webhook.path,
+                webhook_url=f"{tg.webhook.url.rstrip('/')}/{tg.webhook.path}",  # type: ignore[union-attr]
+                secret_token=tg.webhook.secret_token,
+                **run_kwargs,
+            )
+        else:
+            app.run_polling(**run_kwargs)
+    except InvalidToken:
+        print("Telegram rejected the bot token; check TELEGRAM_BOT_TOKEN.", file=sys.stderr)
+        return 2
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,109 @@
+"""The loaded knowledge: topics, their matcher index and the pathway, swapped as one.
+
+:func:`load_bundle` reads and validates a knowledge directory once and builds the
+matcher index. :class:`KnowledgeHolder` keeps the bundle that is serving and
+replaces it atomically (one reference assignment) on a successful reload; a broken
+edit never replaces a good bundle. Nothing here knows Telegram or SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.knowledge import PATHWAY_FILE, KnowledgeBase, fingerprint, load_knowledge
+from bot.matching import Matcher
+from bot.pathway import Pathway, load_pathway
+from bot.yamlio import Problem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything answering needs, built together so it is always consistent."""
+
+    kb: KnowledgeBase
+    matcher: Matcher
+    pathway: Pathway | None
+    loaded_at: float
+
+
+def load_bundle(
+    path: Path | str, *, with_pathway: bool = True
+) -> tuple[Bundle | None, list[Problem]]:
+    """Load topics, synonyms and (if present) the pathway; return a bundle or the problems."""
+    path = Path(path)
+    kb, problems = load_knowledge(path)
+    pathway: Pathway | None = None
+    pathway_file = path / PATHWAY_FILE if path.is_dir() else None
+    if with_pathway and pathway_file is not None and pathway_file.is_file():
+        topic_ids = set(kb.by_id) if kb is not None else None
+        pathway, pathway_problems = load_pathway(pathway_file, topic_ids)
+        problems = problems + pathway_problems
+    if kb is None or problems:
+        return None, sorted(problems, key=lambda p: (p.file, p.line))
+    return Bundle(kb, Matcher.build(kb), pathway, time.time()), []
+
+
+ReloadListener = Callable[[Sequence[Problem]], Awaitable[None]]
+
+
+class KnowledgeHolder:
+    """Holds the serving bundle and reloads it when the knowledge files change."""
+
+    def __init__(self, path: Path | str, bundle: Bundle) -> None:
+        self.path = Path(path)
+        self._bundle = bundle
+        self._fingerprint = fingerprint(self.path)
+        self._failed_fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self.last_problems: tuple[Problem, ...] = ()
+
+    @property
+    def bundle(self) -> Bundle:
+        """Return the bundle serving right now."""
+        return self._bundle
+
+    def reload_if_changed(self) -> tuple[bool, list[Problem]]:
+        """Reload when the files changed; return (reloaded, problems of a failed reload).
+
+        A failed reload is reported once per distinct broken state of the files.
+        """
+        current = fingerprint(self.path)
+        if current == self._fingerprint or current == self._failed_fingerprint:
+            return False, []
+        bundle, problems = load_bundle(self.path)
+        if bundle is None:
+            self._failed_fingerprint = current
+            self.last_problems = tuple(problems)
+            logger.error(
+                "knowledge reload failed; still serving the previous version:\n%s",
+                "\n".join(str(p) for p in problems),
+            )
+            return False, problems
+        self._bundle = bundle  # the atomic swap: readers see the old or the new, never a mix
+        self._fingerprint = current
+        self._failed_fingerprint = None
+        self.last_problems = ()
+        logger.info("knowledge reloaded: %d topics", len(bundle.kb.topics))
+        return True, []
+
+    async def watch(self, interval: float, on_failure: ReloadListener) -> None:
+        """Poll the knowledge files every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                # Loading is CPU work of tens of milliseconds; keep it off the event loop.
+                _, problems = await asyncio.to_thread(self.reload_if_changed)
+            except Exception:
+                logger.exception("knowledge watcher failed; will try again")
+                continue
+            if problems:
+                try:
+                    await on_failure(problems)
+                except Exception:
+                    logger.exception("could not report the failed reload")

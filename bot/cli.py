@@ -1,0 +1,218 @@
+"""The command line: ``python -m bot`` (or ``img-guide``) with its subcommands.
+
+- ``run``: the Telegram bot;
+- ``chat``: the same engine in a terminal (no token needed);
+- ``check [PATH]``: validate a knowledge directory, print ``file:line: message``;
+- ``ask [--kb PATH] [--json] [QUESTION]``: answer one question, or one per line of stdin;
+- ``pathway --mermaid``: print the guided pathway as a mermaid diagram;
+- ``unanswered``: what users asked that the bot could not answer (for staff).
+
+Every subcommand takes ``--config PATH`` (or ``IMG_GUIDE_CONFIG``). This module only
+parses arguments, builds objects through :mod:`bot.app` and prints; it holds no
+business logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import ConfigError, Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Build the argument parser with one sub-parser per subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="config file (default: $IMG_GUIDE_CONFIG, ./config.yaml)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="IMG Guide: a Telegram assistant for international medical graduates.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="run the Telegram bot")
+    chat = sub.add_parser("chat", parents=[common], help="talk to the bot in this terminal")
+    chat.add_argument("--kb", metavar="PATH", help="knowledge directory or file to use")
+    chat.add_argument("--user", type=int, default=0, help="local user id for the pathway")
+    check = sub.add_parser("check", parents=[common], help="validate a knowledge directory")
+    check.add_argument("path", nargs="?", help="directory or file (default: knowledge.path)")
+    ask = sub.add_parser("ask", parents=[common], help="answer questions from the command line")
+    ask.add_argument("--kb", metavar="PATH", help="knowledge directory or file to use")
+    ask.add_argument("--json", action="store_true", help="one JSON object per answer")
+    ask.add_argument("question", nargs="*", help="the question (default: one per stdin line)")
+    pathway = sub.add_parser("pathway", parents=[common], help="show the guided pathway")
+    pathway.add_argument("--mermaid", action="store_true", help="print a mermaid diagram")
+    pathway.add_argument("--kb", metavar="PATH", help="knowledge directory to use")
+    unanswered = sub.add_parser(
+        "unanswered", parents=[common], help="list questions the bot could not answer"
+    )
+    unanswered.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    unanswered.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    return parser
+
+
+def _configure_logging(settings: Settings, command: str) -> None:
+    """Send logs to stderr: the configured level for the bot, warnings only for tools."""
+    level = settings.logging.level
+    if command != "run" and level == "INFO":
+        level = "WARNING"  # check/ask/chat output is for people and scripts, not a log
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO, and a Bot API URL contains the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def cmd_check(settings: Settings, path_arg: str | None, out: TextIO) -> int:
+    """Validate the knowledge base (topics, synonyms, pathway); print every problem."""
+    from bot.bundle import load_bundle
+
+    path = Path(path_arg or settings.knowledge.path)
+    bundle, problems = load_bundle(path)
+    for problem in problems:
+        print(problem, file=out)
+    if problems:
+        print(f"{len(problems)} problem(s) found in {path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    assert bundle is not None
+    extra = f" and a pathway of {len(bundle.pathway.steps)} steps" if bundle.pathway else ""
+    print(f"OK: {len(bundle.kb.topics)} topics{extra} in {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_ask(
+    settings: Settings,
+    kb_arg: str | None,
+    as_json: bool,
+    question: Sequence[str],
+    stdin: TextIO,
+    out: TextIO,
+) -> int:
+    """Answer one question, or each line of standard input, one output line each."""
+    from bot.bundle import load_bundle
+    from bot.engine import answer_record
+
+    path = Path(kb_arg or settings.knowledge.path)
+    bundle, problems = load_bundle(path, with_pathway=False)
+    if bundle is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"cannot answer: the knowledge base at {path} has problems "
+            f"(run: python -m bot check {path})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    lines = [" ".join(question)] if question else (line.rstrip("\n") for line in stdin)
+    for line in lines:
+        record = answer_record(bundle, settings.matching, line)
+        if as_json:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            topic = record["topic"] or "-"
+            out.write(
+                f"{record['status']}\t{topic}\t{record['score']:.1f}\t"
+                f"{_one_line(str(record['text']))}\n"
+            )
+        out.flush()
+    return EXIT_OK
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """Squash a text onto one line for tabular output."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def cmd_pathway(settings: Settings, kb_arg: str | None, mermaid: bool, out: TextIO) -> int:
+    """Print the pathway as a mermaid diagram, or as a list of steps."""
+    from bot.bundle import load_bundle
+    from bot.pathway import to_mermaid
+
+    path = Path(kb_arg or settings.knowledge.path)
+    bundle, problems = load_bundle(path)
+    if bundle is None or bundle.pathway is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not problems:
+            print(f"no pathway.yaml in {path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if mermaid:
+        out.write(to_mermaid(bundle.pathway))
+        return EXIT_OK
+    for step_id in bundle.pathway.order:
+        step = bundle.pathway.steps[step_id]
+        out.write(f"{step.id}\t{step.title}\n")
+    return EXIT_OK
+
+
+def cmd_unanswered(settings: Settings, limit: int, as_json: bool, out: TextIO) -> int:
+    """Print the most recent questions the bot could not answer."""
+    from bot.store import Store
+
+    async def fetch() -> list[dict[str, object]]:
+        store = await Store.open(settings.storage.path)
+        try:
+            return await store.unanswered(limit=limit)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(fetch())
+    if as_json:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    if not rows:
+        out.write("No unanswered questions logged.\n")
+    for row in rows:
+        out.write(f"{row['asked_at']}\t{row['reason']}\t{_one_line(str(row['text']), 200)}\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    command = args.command
+    _configure_logging(settings, command)
+    if command == "check":
+        return cmd_check(settings, args.path, sys.stdout)
+    if command == "ask":
+        return cmd_ask(settings, args.kb, args.json, args.question, sys.stdin, sys.stdout)
+    if command == "pathway":
+        return cmd_pathway(settings, args.kb, args.mermaid, sys.stdout)
+    if command == "unanswered":
+        return cmd_unanswered(settings, args.limit, args.json, sys.stdout)
+    if command == "chat":
+        from bot.chat import run_chat
+
+        return run_chat(settings, kb_path=args.kb, user_id=args.user)
+    if command == "run":
+        from bot.app import run_bot
+
+        return run_bot(settings)
+    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

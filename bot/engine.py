@@ -1,0 +1,630 @@
+"""The conversation engine: user input in, :class:`~bot.reply.Reply` out.
+
+Front ends (the Telegram handlers, the terminal chat) call one method per input:
+a command, a free-text message or a button action. The engine reads the serving
+knowledge bundle from a :class:`~bot.bundle.KnowledgeHolder`, decides with the
+matcher, remembers through the :class:`~bot.store.Store`, and walks the guided
+pathway (:mod:`bot.guide`). Inputs of one user are handled one at a time, so a
+double press or two updates arriving together cannot interleave. Nothing here
+imports Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import actions as act
+from bot import views
+from bot.bundle import Bundle, KnowledgeHolder
+from bot.config import MatchingSettings
+from bot.guide import Guide
+from bot.knowledge import Topic
+from bot.matching import Decision, MatchResult, Thresholds
+from bot.reply import Attachment, Button, Reply, bold, italic, text
+from bot.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Characters of a message that are looked at; a longer one is cut (and logged cut).
+MAX_QUESTION_CHARS = 1000
+#: How long the bot waits for the "what were you looking for?" answer.
+AWAIT_TTL = dt.timedelta(minutes=15)
+PAGE_SIZE = 8
+
+AWAIT_COMMENT = "comment:"
+
+EXAMPLES = (
+    "What OET score do I need?",
+    "Is Step 2 CS still required?",
+    "How do I register for USMLE now?",
+    "What is the NRMP Match?",
+)
+
+
+@dataclass(frozen=True)
+class User:
+    """Who sent the input, as far as the engine needs to know."""
+
+    id: int
+    first_name: str | None = None
+
+
+def thresholds_from(settings: MatchingSettings) -> Thresholds:
+    """Turn the config's matching section into matcher thresholds."""
+    return Thresholds(
+        answer=settings.answer,
+        suggest=settings.suggest,
+        margin=settings.margin,
+        max_suggestions=settings.max_suggestions,
+    )
+
+
+def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> dict[str, Any]:
+    """Answer one question as the ``ask --json`` contract describes."""
+    result = bundle.matcher.match(question[:MAX_QUESTION_CHARS], thresholds_from(settings))
+    best = result.best
+    topic = bundle.kb.by_id.get(best.topic_id) if best else None
+    fallback = result.decision is Decision.FALLBACK or topic is None
+    return {
+        "status": str(result.decision),
+        "topic": None if fallback or best is None else best.topic_id,
+        "score": round(best.score, 2) if best else 0.0,
+        "text": "" if fallback or topic is None else topic.answer,
+        "candidates": [
+            {"topic": c.topic_id, "title": c.title, "score": round(c.score, 2)}
+            for c in result.candidates
+        ],
+    }
+
+
+class Engine:
+    """Decides what to answer; one instance serves every user."""
+
+    def __init__(self, holder: KnowledgeHolder, store: Store, matching: MatchingSettings) -> None:
+        self.holder = holder
+        self.store = store
+        self.thresholds = thresholds_from(matching)
+        self.guide = Guide(store)
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @property
+    def bundle(self) -> Bundle:
+        """Return the knowledge bundle serving right now."""
+        return self.holder.bundle
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        """Return the lock that serialises one user's inputs."""
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[user_id] = lock
+        return lock
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def start(self, user: User, payload: str | None = None) -> Reply:
+        """Welcome the user, or open the topic or pathway a deep link names."""
+        async with self._lock(user.id):
+            await self._clear_awaiting(user)
+            payload = (payload or "").strip().lower()
+            if payload in ("pathway", "progress"):
+                return await self._pathway_or_progress(user, payload)
+            if payload:
+                topic = self.bundle.kb.by_id.get(payload)
+                if topic is not None:
+                    return self.topic_reply(topic)
+            return self.welcome(user, unknown_link=bool(payload))
+
+    def welcome(self, user: User, *, unknown_link: bool = False) -> Reply:
+        """Return the welcome message with the main menu."""
+        name = f", {user.first_name}" if user.first_name else ""
+        intro = (
+            "That link points to a topic I no longer have, so here is the main menu.\n\n"
+            if unknown_link
+            else ""
+        )
+        return Reply(
+            text(
+                intro,
+                bold(f"Hi{name}! I'm IMG Guide."),
+                "\nI help international medical graduates on the road to a US residency: "
+                "ECFMG certification, USMLE, ERAS and the NRMP Match, SOAP, and J-1/H-1B visas. "
+                "I also answer quick questions for prospective medical students.\n\n"
+                "• Type any question in your own words, e.g. "
+                f"“{EXAMPLES[0]}”\n"
+                "• Browse topics by area\n"
+                "• Follow the step-by-step pathway: I remember where you are, even months "
+                "later\n\n",
+                italic(
+                    "Every answer names its official source and review date. I'm not an "
+                    "official ECFMG/Intealth service, and official pages always win."
+                ),
+            ),
+            buttons=self.main_menu(),
+            kind="welcome",
+        )
+
+    @staticmethod
+    def main_menu() -> tuple[tuple[Button, ...], ...]:
+        """Return the main menu buttons."""
+        return (
+            (
+                Button("❓ Ask a question", act.Menu("ask")),
+                Button("📚 Browse topics", act.Browse()),
+            ),
+            (
+                Button("🧭 My pathway", act.Menu("pathway")),
+                Button("ℹ️ Help", act.Menu("help")),
+            ),
+        )
+
+    def help(self) -> Reply:
+        """Explain what the bot can do and its commands."""
+        return Reply(
+            text(
+                bold("How to use IMG Guide"),
+                "\n\nJust type your question, in your own words. Short is fine: "
+                "“oet score”, “j1 waiver”, “step 3 eligibility”.\n\n",
+                bold("Commands"),
+                "\n/topics: browse topics by area\n"
+                "/pathway: start or resume your step-by-step pathway\n"
+                "/progress: see and change the status of every step\n"
+                "/about: what this bot is and where its answers come from\n"
+                "/mydata: everything I store about you\n"
+                "/reset: clear your pathway progress\n"
+                "/forget: delete everything I store about you\n"
+                "/skip: skip a question I asked you\n\n",
+                italic("If I don't know something, I say so and pass the question to the team."),
+            ),
+            buttons=self.main_menu(),
+            kind="help",
+        )
+
+    def about(self) -> Reply:
+        """Say what the bot is, where answers come from and how current they are."""
+        kb = self.bundle.kb
+        return Reply(
+            text(
+                bold("About IMG Guide"),
+                "\n\nIMG Guide is an independent assistant for international medical "
+                "graduates. It is ",
+                bold("not"),
+                " an official service of ECFMG, Intealth, FSMB, the NRMP, the AAMC or any "
+                "government.\n\n"
+                f"Its {len(kb.topics)} answers are written by our team from the official pages "
+                "of ECFMG/Intealth, USMLE/FSMB, the NRMP, the AAMC (ERAS), the US State "
+                "Department and USCIS. Each answer links its sources and shows when it was "
+                "last reviewed.\n\n"
+                f"Content last reviewed: {views.format_date(kb.last_reviewed)}.\n\n",
+                italic(
+                    "Rules change every season. When an official page says something different, "
+                    "the official page is right. Nothing here is legal or immigration advice."
+                ),
+            ),
+            buttons=((Button("📚 Browse topics", act.Browse()),),),
+            kind="about",
+        )
+
+    def ask_prompt(self) -> Reply:
+        """Invite the user to type a question."""
+        examples = "\n".join(f"• {e}" for e in EXAMPLES)
+        return Reply(
+            text("Type your question in your own words. For example:\n", examples),
+            kind="ask",
+        )
+
+    def unknown_command(self) -> Reply:
+        """Answer a command the bot does not have."""
+        return Reply(text("I don't know that command. /help lists what I can do, or just "
+                          "type your question."), kind="unknown_command")
+
+    def text_only(self) -> Reply:
+        """Answer a photo, voice note or sticker."""
+        return Reply(text("I can only read text. Please type your question in words."),
+                     kind="text_only")
+
+    def private_only(self) -> Reply:
+        """Decline a personal command in a group chat."""
+        return Reply(text("That command works in a private chat with me, so your data stays "
+                          "yours. Open a chat with me and send it there."), kind="private_only")
+
+    # -- browsing ------------------------------------------------------------------------
+
+    def browse(self, category_slug: str = "", page: int = 0, *, edit: bool = False) -> Reply:
+        """List categories, or the topics of one category, a page at a time."""
+        kb = self.bundle.kb
+        if not category_slug:
+            areas = tuple(
+                (Button(f"{name} ({len(kb.in_category(name))})", act.Browse(act.slug(name))),)
+                for name in kb.categories
+            )
+            return Reply(
+                text(bold("Browse topics"), "\nPick an area:"), areas, kind="categories", edit=edit
+            )
+        category = next((c for c in kb.categories if act.slug(c) == category_slug), None)
+        if category is None:
+            return Reply(
+                text(
+                    "That list has changed since this message was sent. Here are the "
+                    "current areas:"
+                ),
+                self.browse(edit=False).buttons,
+                kind="categories",
+                edit=edit,
+            )
+        topics = kb.in_category(category)
+        pages = max(1, -(-len(topics) // PAGE_SIZE))
+        page = min(max(page, 0), pages - 1)
+        shown = topics[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+        rows: list[tuple[Button, ...]] = [(Button(t.title, act.OpenTopic(t.id)),) for t in shown]
+        nav: list[Button] = []
+        if page > 0:
+            nav.append(Button("« Previous", act.Browse(category_slug, page - 1)))
+        if page < pages - 1:
+            nav.append(Button("Next »", act.Browse(category_slug, page + 1)))
+        if nav:
+            rows.append(tuple(nav))
+        rows.append((Button("⬅ All areas", act.Browse()),))
+        suffix = f" (page {page + 1} of {pages})" if pages > 1 else ""
+        return Reply(
+            text(bold(category), f"{suffix}\nPick a topic:"), tuple(rows), kind="topics", edit=edit
+        )
+
+    # -- answering -----------------------------------------------------------------------
+
+    def topic_reply(self, topic: Topic, *, intro: str = "") -> Reply:
+        """Render one topic with its sources, review date and related topics."""
+        return views.topic_reply(self.bundle, topic, intro=intro)
+
+    async def handle_text(self, user: User, message: str) -> Reply:
+        """Answer a free-text message (or take it as the answer the bot asked for)."""
+        async with self._lock(user.id):
+            cleaned = message.strip()
+            if not cleaned:
+                return Reply(
+                    text(
+                        "I didn't catch any text. Type your question in words, for example: “",
+                        EXAMPLES[1],
+                        "”",
+                    ),
+                    kind="empty",
+                )
+            state = await self.store.get_user(user.id)
+            if state.awaiting and self._awaiting_fresh(state.awaiting_since):
+                return await self._take_awaited(user, state.awaiting, cleaned)
+            return await self._answer(user, cleaned)
+
+    async def _answer(self, user: User, question: str) -> Reply:
+        """Match a question and turn the decision into a reply."""
+        question = question[:MAX_QUESTION_CHARS]
+        bundle = self.bundle
+        result = bundle.matcher.match(question, self.thresholds)
+        best = result.best
+        if result.decision is Decision.ANSWER and best and best.topic_id in bundle.kb.by_id:
+            return self.topic_reply(bundle.kb.by_id[best.topic_id])
+        if result.decision is Decision.AMBIGUOUS and best:
+            return await self._did_you_mean(user, question, result)
+        await self.store.log_question(
+            user.id,
+            question,
+            "fallback",
+            best.topic_id if best else None,
+            best.score if best else None,
+        )
+        return self._fallback_reply()
+
+    async def _did_you_mean(self, user: User, question: str, result: MatchResult) -> Reply:
+        """Offer the closest topics, and a way to say none of them fits."""
+        kb = self.bundle.kb
+        offered = [
+            c
+            for c in result.candidates[: self.thresholds.max_suggestions]
+            if c.topic_id in kb.by_id
+        ]
+        best = result.best
+        question_id = await self.store.log_question(
+            user.id,
+            question,
+            "ambiguous",
+            best.topic_id if best else None,
+            best.score if best else None,
+        )
+        rows = tuple(
+            (Button(kb.by_id[c.topic_id].title, act.OpenTopic(c.topic_id)),) for c in offered
+        )
+        rows += ((Button("None of these", act.NoneOfThese(question_id)),),)
+        return Reply(
+            text("I'm not sure which of these you mean. Did you mean:"), rows, kind="ambiguous"
+        )
+
+    def _fallback_reply(self) -> Reply:
+        """Say honestly that there is no answer yet, and offer a way on."""
+        return Reply(
+            text(
+                "I don't have an answer for that yet, sorry. I've passed your question on to "
+                "the team so they can add one.\n\n"
+                "You could try again with a key term (like “OET”, “Step 2 CK”, “ERAS” or "
+                "“J-1 waiver”), or browse the topics I know.",
+            ),
+            ((Button("📚 Browse topics", act.Browse()),),),
+            kind="fallback",
+        )
+
+    # -- the "what were you looking for?" dialogue ----------------------------------------
+
+    @staticmethod
+    def _awaiting_fresh(since: str | None) -> bool:
+        """Tell whether a pending question to the user is recent enough to still apply."""
+        if not since:
+            return False
+        try:
+            asked = dt.datetime.fromisoformat(since)
+        except ValueError:
+            return False
+        return dt.datetime.now(dt.UTC) - asked <= AWAIT_TTL
+
+    async def _take_awaited(self, user: User, awaiting: str, message: str) -> Reply:
+        """Handle the text the bot asked for, instead of treating it as a question."""
+        await self.store.set_awaiting(user.id, None)
+        if awaiting.startswith(AWAIT_COMMENT):
+            topic_id = awaiting.removeprefix(AWAIT_COMMENT)
+            await self.store.add_feedback_comment(user.id, topic_id, message[:MAX_QUESTION_CHARS])
+            result = self.bundle.matcher.match(message[:MAX_QUESTION_CHARS], self.thresholds)
+            best = result.best
+            thanks = "Thank you, I've passed that on to the team."
+            if (
+                result.decision is Decision.ANSWER
+                and best
+                and best.topic_id != topic_id
+                and best.topic_id in self.bundle.kb.by_id
+            ):
+                return self.topic_reply(
+                    self.bundle.kb.by_id[best.topic_id],
+                    intro=thanks + " This may be closer to what you need:",
+                )
+            return Reply(
+                text(thanks + " You can ask another question any time."),
+                ((Button("📚 Browse topics", act.Browse()),),),
+                kind="thanks",
+            )
+        return await self._answer(user, message)
+
+    async def _clear_awaiting(self, user: User) -> None:
+        """Drop a pending question to the user, if any."""
+        state = await self.store.get_user(user.id)
+        if state.awaiting:
+            await self.store.set_awaiting(user.id, None)
+
+    async def skip(self, user: User) -> Reply:
+        """Skip the question the bot asked the user."""
+        async with self._lock(user.id):
+            state = await self.store.get_user(user.id)
+            if not state.awaiting:
+                return Reply(text("There's nothing to skip. Ask me anything!"), kind="info")
+            await self.store.set_awaiting(user.id, None)
+            return Reply(text("Skipped. Ask me anything!"), kind="info")
+
+    # -- buttons -------------------------------------------------------------------------
+
+    async def handle_action(self, user: User, action: act.Action | None) -> Reply:
+        """Carry out a button press; stale or forged data gets a polite answer."""
+        if action is None:
+            return self.stale()
+        async with self._lock(user.id):
+            return await self._dispatch(user, action)
+
+    def stale(self, what: str = "That button") -> Reply:
+        """Answer a button the bot no longer understands."""
+        return Reply(
+            text(
+                f"{what} is from an older version of this chat and no longer works. "
+                "Here is the main menu:"
+            ),
+            self.main_menu(),
+            kind="stale",
+            notice="That button has expired.",
+        )
+
+    async def _dispatch(self, user: User, action: act.Action) -> Reply:
+        """Route one decoded action."""
+        kb = self.bundle.kb
+        match action:
+            case act.OpenTopic(topic_id):
+                topic = kb.by_id.get(topic_id)
+                return self.topic_reply(topic) if topic else self.stale("That topic link")
+            case act.Browse(category, page):
+                return self.browse(category, page, edit=True)
+            case act.Feedback(topic_id, helpful):
+                if topic_id not in kb.by_id:
+                    return self.stale()
+                await self.store.record_feedback(user.id, topic_id, helpful)
+                if helpful:
+                    return Reply(kind="feedback", notice="Thanks! Glad it helped.")
+                await self.store.set_awaiting(user.id, AWAIT_COMMENT + topic_id)
+                return Reply(
+                    text(
+                        "Sorry it didn't help. In one message, what were you looking for? "
+                        "I'll pass it on to the team. (Send /skip to skip.)"
+                    ),
+                    kind="ask_comment",
+                    notice="Thanks for telling us.",
+                )
+            case act.NoneOfThese(question_id):
+                marked = await self.store.mark_none_of_these(user.id, question_id)
+                if not marked:
+                    return Reply(kind="info", notice="Already noted, thank you.")
+                return Reply(
+                    text(
+                        "Thanks for telling me. I've passed your question on to the team so "
+                        "they can add an answer. Meanwhile, try other words, or browse:"
+                    ),
+                    ((Button("📚 Browse topics", act.Browse()),),),
+                    kind="none_of_these",
+                    notice="Passed on to the team.",
+                )
+            case act.Menu(name):
+                return await self._menu(user, name)
+            case act.Confirm(what, yes):
+                return await self._confirm(user, what, yes)
+            case act.PathChoose() | act.PathNav() | act.SetStatus():
+                bundle = self.bundle
+                if bundle.pathway is None:
+                    return self._no_pathway()
+                return await self.guide.act(user.id, bundle, action)
+
+    async def _menu(self, user: User, name: str) -> Reply:
+        """Open a main-menu entry."""
+        if name == "ask":
+            return self.ask_prompt()
+        if name == "help":
+            return self.help()
+        if name == "about":
+            return self.about()
+        if name == "topics":
+            return self.browse()
+        if name in ("pathway", "progress"):
+            return await self._pathway_or_progress(user, name)
+        return self.welcome(user)
+
+    # -- pathway and personal data -------------------------------------------------------
+
+    def _no_pathway(self) -> Reply:
+        """Say that no pathway is configured."""
+        return Reply(
+            text(
+                "The step-by-step pathway isn't available right now. You can "
+                "still ask questions or browse topics."
+            ),
+            kind="info",
+        )
+
+    async def _pathway_or_progress(self, user: User, which: str) -> Reply:
+        """Open the pathway at the user's step, or their progress overview."""
+        bundle = self.bundle
+        if bundle.pathway is None:
+            return self._no_pathway()
+        if which == "progress":
+            return await self.guide.progress(user.id, bundle)
+        return await self.guide.resume(user.id, bundle)
+
+    async def pathway(self, user: User) -> Reply:
+        """Start, or resume at the user's current step."""
+        async with self._lock(user.id):
+            return await self._pathway_or_progress(user, "pathway")
+
+    async def progress(self, user: User) -> Reply:
+        """Show every step with its status and what to do next."""
+        async with self._lock(user.id):
+            return await self._pathway_or_progress(user, "progress")
+
+    async def reset(self, user: User) -> Reply:
+        """Ask for confirmation before clearing pathway progress."""
+        return Reply(
+            text(
+                "This clears your pathway progress (every step's status and where you are). "
+                "Your questions and feedback are kept. Clear it?"
+            ),
+            (
+                (
+                    Button("Yes, clear my progress", act.Confirm("reset", True)),
+                    Button("Cancel", act.Confirm("reset", False)),
+                ),
+            ),
+            kind="confirm",
+        )
+
+    async def forget(self, user: User) -> Reply:
+        """Ask for confirmation before deleting everything about the user."""
+        return Reply(
+            text(
+                "This permanently deletes everything I store about you: your pathway "
+                "progress and its history, the questions you asked that I logged, and your "
+                "feedback. It cannot be undone. Delete it all?"
+            ),
+            (
+                (
+                    Button("Yes, delete everything", act.Confirm("forget", True)),
+                    Button("Cancel", act.Confirm("forget", False)),
+                ),
+            ),
+            kind="confirm",
+        )
+
+    async def _confirm(self, user: User, what: str, yes: bool) -> Reply:
+        """Carry out (or cancel) a confirmed reset or forget."""
+        if not yes:
+            return Reply(text("Cancelled. Nothing was changed."), kind="cancelled", edit=True)
+        if what == "reset":
+            await self.store.reset_progress(user.id)
+            return Reply(
+                text("Done: your pathway progress is cleared. Send /pathway to start again."),
+                kind="reset",
+                edit=True,
+            )
+        await self.store.forget(user.id)
+        return Reply(
+            text(
+                "Done: everything I stored about you is deleted. If you write "
+                "again, I start from a blank page."
+            ),
+            kind="forgotten",
+            edit=True,
+        )
+
+    async def mydata(self, user: User) -> Reply:
+        """Send the user everything stored about them, readable and as JSON."""
+        async with self._lock(user.id):
+            data = await self.store.export(user.id)
+            pathway = self.bundle.pathway
+            lines = [f"User id: {user.id}"]
+            statuses = data["pathway"]["statuses"]
+            current = data["pathway"]["current_step"]
+            if statuses or current:
+                lines.append("\nPathway progress:")
+                for step_id, status in statuses.items():
+                    step = pathway.step(step_id) if pathway else None
+                    title = step.title if step else step_id
+                    lines.append(f"• {title}: {status.replace('_', ' ')}")
+                if current:
+                    step = pathway.step(current) if pathway else None
+                    lines.append(f"Current step: {step.title if step else current}")
+                lines.append(f"Status changes recorded: {len(data['pathway']['history'])}")
+            else:
+                lines.append("\nPathway progress: none")
+            lines.append(f"\nLogged questions: {len(data['questions'])}")
+            for row in data["questions"][-10:]:
+                lines.append(
+                    f"• {row['asked_at'][:10]} ({row['status'].replace('_', ' ')}): "
+                    f"{_short(row['text'])}"
+                )
+            lines.append(f"\nFeedback given: {len(data['feedback'])}")
+            for row in data["feedback"][-10:]:
+                verdict = "helpful" if row["helpful"] else "not helpful"
+                lines.append(f"• {row['topic_id']}: {verdict}")
+            lines.append("\nThe attached file holds all of it. /forget deletes it all.")
+            payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+            return Reply(
+                text(bold("Your data"), "\n\n" + "\n".join(lines)),
+                kind="mydata",
+                attachment=Attachment(
+                    f"img-guide-data-{user.id}.json",
+                    payload,
+                    "Everything IMG Guide stores about you (JSON)",
+                ),
+            )
+
+
+def _short(value: str, limit: int = 80) -> str:
+    """Shorten a text for a one-line listing."""
+    flat = " ".join(value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+__all__: Sequence[str] = ("Engine", "User", "answer_record", "thresholds_from")

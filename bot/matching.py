@@ -1,0 +1,519 @@
+"""Match a free-text question to the knowledge base's topics, with scores and a decision.
+
+Pure code: no I/O, no Telegram, no SQL. :meth:`Matcher.build` indexes a
+:class:`~bot.knowledge.KnowledgeBase` once (the engine rebuilds it on reload and
+swaps it atomically); afterwards the matcher is immutable and safe to share
+between threads.
+
+How a question is scored:
+
+1. :func:`normalize` folds Unicode, case and accents and strips punctuation and
+   emoji; the synonym table then rewrites variant phrases to their canonical
+   phrase (``j1`` -> ``j 1 visa``), in the indexed texts and in the question alike.
+2. Words are reduced to light stems; a word the index does not know is corrected
+   to a known word at edit distance one (two for long words), and two words are
+   joined when the joined form is known (``face book`` -> ``facebook``).
+3. Each stem weighs its inverse document frequency (rare words count more,
+   function words little); unknown words keep a weight, so a question about
+   something the knowledge base does not cover scores low.
+4. An inverted index over every question phrasing, title and keyword sums those
+   weights per text and shortlists the best texts, so the cost per question does
+   not grow with the size of the knowledge base.
+5. Each shortlisted text is scored by how much of the question's weight it
+   covers, how much of its own weight the question covers, and a rapidfuzz
+   similarity of the two stemmed strings; a topic takes its best text, plus a
+   little for words found anywhere in the topic, its answer included.
+
+:meth:`Matcher.match` turns the ranked candidates into a :class:`Decision` with
+the :class:`Thresholds` from the configuration.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
+
+from bot.knowledge import KnowledgeBase, SynonymGroup, Topic
+
+logger = logging.getLogger(__name__)
+
+#: Characters of a question considered; a longer message is cut (at a word boundary).
+MAX_QUERY_CHARS = 1000
+#: Words of a question considered after normalisation.
+MAX_QUERY_TOKENS = 64
+
+# Function words: they carry little meaning, so they weigh little whatever their IDF.
+_STOPWORD_TEXT = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing done down during each either else ever
+few for from further get gets got had has have having he her here hers herself him himself his
+how i if in into is it its itself just let lets me more most my myself no nor not now of off on
+once only or other our ours ourselves out over own please pls plz same she should so some such
+than that the their theirs them themselves then there these they this those through to too
+under until up very via was we were what when where which while who whom why will with would
+you your yours yourself yourselves s t d ll m re ve dont doesnt didnt cant cannot wont isnt
+arent wasnt im ive id hi hello hey sir madam maam thanks thank ok okay also still want need
+know tell like one us much many way anyone someone something anything thing things really
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+_APOSTROPHES = re.compile(r"['’‘`´]")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def normalize(text: str) -> str:
+    """Return text folded for matching: NFKC, casefold, no accents, punctuation or emoji."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFD", text)
+        kept: list[str] = []
+        base_is_latin = False
+        for char in decomposed:
+            if unicodedata.combining(char):
+                if base_is_latin:
+                    continue  # an accent on a Latin letter: fold it away
+            else:
+                base_is_latin = char < "\u0250"
+            kept.append(char)
+        text = unicodedata.normalize("NFC", "".join(kept))
+    text = _APOSTROPHES.sub("", text)
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def stem(word: str) -> str:
+    """Return a light English stem, so that plurals and verb forms meet."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+        if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+            word = word[:-1]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+        if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+            word = word[:-1]
+    elif word.endswith("ly") and len(word) > 5:
+        word = word[:-2]
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A topic the question may be about, with a score in [0, 100]."""
+
+    topic_id: str
+    title: str
+    score: float
+
+
+class Decision(StrEnum):
+    """What to show the user: the answer, a choice, or the fallback."""
+
+    ANSWER = "answer"
+    AMBIGUOUS = "ambiguous"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score limits of the decision; the configuration's ``matching:`` section fills them."""
+
+    answer: float = 62.0
+    suggest: float = 45.0
+    margin: float = 6.0
+    max_suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The decision and the ranked candidates behind it."""
+
+    decision: Decision
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def best(self) -> Candidate | None:
+        """Return the best candidate, or None when there is none."""
+        return self.candidates[0] if self.candidates else None
+
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    """Weights of the scorer; the defaults were tuned on the benchmarks' dev halves."""
+
+    coverage: float = 0.3
+    precision: float = 0.4
+    fuzzy: float = 0.35
+    grams: float = 0.3
+    topic_coverage: float = 0.1
+    answer_coverage: float = 0.0
+    stopword_weight: float = 0.15
+    unknown_weight: float = 0.4
+    stopwords_only: float = 1.0
+    keyword_factor: float = 0.95
+    scorer: str = "ratio"
+    shortlist_texts: int = 60
+    shortlist_cap: int = 5000
+    gram_sample: int = 20000
+
+
+@dataclass(frozen=True)
+class _Text:
+    """One indexed phrasing of a topic: its stems, their weight and its strings."""
+
+    topic: int
+    stems: frozenset[str]
+    weight: float
+    stemmed: str
+    surface: str
+    factor: float
+
+
+class _Synonyms:
+    """Rewrite variant phrases to canonical ones in normalised text, longest first."""
+
+    def __init__(self, groups: Iterable[SynonymGroup]) -> None:
+        mapping: dict[str, str] = {}
+        for group in groups:
+            canonical = normalize(group.canonical)
+            if not canonical:
+                continue
+            mapping.setdefault(canonical, canonical)
+            for variant in group.variants:
+                phrase = normalize(variant)
+                if phrase and phrase not in mapping:
+                    mapping[phrase] = canonical
+        self._mapping = mapping
+        self._pattern: re.Pattern[str] | None = None
+        if mapping:
+            alternatives = "|".join(
+                re.escape(p) for p in sorted(mapping, key=lambda p: (-len(p), p))
+            )
+            self._pattern = re.compile(rf"(?<!\S)(?:{alternatives})(?!\S)")
+
+    def apply(self, normalized: str) -> str:
+        """Return normalised text with every variant replaced by its canonical phrase."""
+        if self._pattern is None or not normalized:
+            return normalized
+        return self._pattern.sub(lambda m: self._mapping[m.group(0)], normalized)
+
+
+def _deletes(word: str) -> list[str]:
+    """Return the word with each single character deleted."""
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+def _grams(words: Iterable[str]) -> set[str]:
+    """Return the character trigrams of the words, each padded with spaces."""
+    out: set[str] = set()
+    for word in words:
+        padded = f" {word} "
+        out.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return out
+
+
+def _truncate(query: str) -> str:
+    """Return the question cut to MAX_QUERY_CHARS, at a space when there is one."""
+    if len(query) <= MAX_QUERY_CHARS:
+        return query
+    cut = query[:MAX_QUERY_CHARS]
+    space = cut.rfind(" ")
+    return cut[:space] if space > MAX_QUERY_CHARS // 2 else cut
+
+
+class Matcher:
+    """An immutable index of a knowledge base that ranks topics for a question."""
+
+    def __init__(
+        self,
+        topics: tuple[Topic, ...],
+        texts: tuple[_Text, ...],
+        postings: dict[str, tuple[int, ...]],
+        idf: dict[str, float],
+        gram_idf: dict[str, float],
+        topic_stems: tuple[frozenset[str], ...],
+        answer_stems: tuple[frozenset[str], ...],
+        deletes: dict[str, tuple[str, ...]],
+        synonyms: _Synonyms,
+        params: ScoringParams,
+    ) -> None:
+        self._topics = topics
+        self._texts = texts
+        self._postings = postings
+        self._idf = idf
+        self._gram_idf = gram_idf
+        self._topic_stems = topic_stems
+        self._answer_stems = answer_stems
+        self._deletes = deletes
+        self._synonyms = synonyms
+        self._params = params
+        self._max_idf = max(idf.values(), default=1.0)
+        self._max_gram_idf = max(gram_idf.values(), default=1.0)
+
+    # -- building -----------------------------------------------------------------
+
+    @classmethod
+    def build(cls, kb: KnowledgeBase, params: ScoringParams | None = None) -> Matcher:
+        """Index every topic of the knowledge base once."""
+        params = params or ScoringParams()
+        synonyms = _Synonyms(kb.synonyms)
+        stem_cache: dict[str, str] = {}
+
+        def words_of(text: str) -> list[str]:
+            return synonyms.apply(normalize(text)).split()
+
+        def stems_of(words: list[str]) -> list[str]:
+            out = []
+            for word in words:
+                s = stem_cache.get(word)
+                if s is None:
+                    s = stem_cache[word] = stem(word)
+                out.append(s)
+            return out
+
+        raw: list[tuple[int, list[str], list[str], float]] = []
+        topic_stems: list[frozenset[str]] = []
+        answer_stems: list[frozenset[str]] = []
+        df: dict[str, int] = defaultdict(int)
+        gram_df: dict[str, int] = defaultdict(int)
+        # Trigram frequencies are estimated on a regular sample of a large knowledge base.
+        gram_step = max(1, len(kb.topics) // max(params.gram_sample, 1))
+        for index, topic in enumerate(kb.topics):
+            phrasings: list[tuple[str, float]] = [(q, 1.0) for q in topic.questions]
+            if topic.title and topic.title not in topic.questions:
+                phrasings.append((topic.title, 1.0))
+            phrasings.extend((k, params.keyword_factor) for k in topic.keywords)
+            seen: set[str] = set()
+            topic_words: set[str] = set()
+            for phrasing, factor in phrasings:
+                words = words_of(phrasing)
+                if words:
+                    stems = stems_of(words)
+                    raw.append((index, words, stems, factor))
+                    seen.update(stems)
+                    topic_words.update(words)
+            topic_stems.append(frozenset(seen))
+            answer_words = words_of(topic.answer) if params.answer_coverage else []
+            answer_stems.append(frozenset(stems_of(answer_words)))
+            for s in seen:
+                df[s] += 1
+            if index % gram_step == 0:
+                for g in _grams(topic_words):
+                    gram_df[g] += 1
+
+        n_topics = max(len(kb.topics), 1)
+        idf = {s: math.log(1.0 + n_topics / (count + 0.5)) for s, count in df.items()}
+        n_sampled = max(1, (len(kb.topics) + gram_step - 1) // gram_step)
+        gram_idf = {g: math.log(1.0 + n_sampled / (c + 0.5)) for g, c in gram_df.items()}
+
+        def weight(s: str) -> float:
+            w = idf[s]
+            return w * params.stopword_weight if s in STOPWORDS else w
+
+        texts: list[_Text] = []
+        postings_lists: dict[str, list[int]] = defaultdict(list)
+        for index, words, stems, factor in raw:
+            unique = frozenset(stems)
+            position = len(texts)
+            texts.append(
+                _Text(
+                    topic=index,
+                    stems=unique,
+                    weight=sum(weight(s) for s in unique),
+                    stemmed=" ".join(stems),
+                    surface=" ".join(words),
+                    factor=factor,
+                )
+            )
+            for s in unique:
+                postings_lists[s].append(position)
+
+        deletes: dict[str, list[str]] = defaultdict(list)
+        for s in idf:
+            if len(s) >= 4 and s.isalpha():
+                for d in set(_deletes(s)):
+                    deletes[d].append(s)
+
+        logger.info(
+            "matcher built: %s topics, %s texts, %s stems", len(kb.topics), len(texts), len(idf)
+        )
+        return cls(
+            tuple(kb.topics),
+            tuple(texts),
+            {s: tuple(p) for s, p in postings_lists.items()},
+            idf,
+            gram_idf,
+            tuple(topic_stems),
+            tuple(answer_stems),
+            {d: tuple(words) for d, words in deletes.items()},
+            synonyms,
+            params,
+        )
+
+    # -- querying -----------------------------------------------------------------
+
+    def _weight(self, s: str) -> float:
+        """Return the weight of a stem in a question (unknown stems included)."""
+        idf = self._idf.get(s)
+        if idf is None:
+            if s in STOPWORDS:
+                return self._max_idf * self._params.stopword_weight
+            return self._max_idf * self._params.unknown_weight
+        return idf * self._params.stopword_weight if s in STOPWORDS else idf
+
+    def _correct(self, word: str) -> str | None:
+        """Return the known stem closest to an unknown word, or None."""
+        if len(word) < 4 or not word.isalpha():
+            return None
+        found: dict[str, int] = {}
+        for probe in (word, *_deletes(word)):
+            for candidate in self._deletes.get(probe, ()):
+                if candidate not in found:
+                    found[candidate] = OSA.distance(word, candidate)
+        if not found and len(word) >= 8:
+            for first in set(_deletes(word)):
+                for probe in _deletes(first):
+                    for candidate in self._deletes.get(probe, ()):
+                        if candidate not in found:
+                            found[candidate] = OSA.distance(word, candidate)
+        if not found:
+            return None
+        limit = 1 if len(word) < 8 else 2
+        best = min(found, key=lambda c: (found[c], -self._idf[c], c))
+        return best if found[best] <= limit else None
+
+    def _analyse(self, query: str) -> tuple[list[str], list[str]]:
+        """Return the question's words and stems, after synonyms, joining and correction."""
+        words = self._synonyms.apply(normalize(_truncate(query))).split()[:MAX_QUERY_TOKENS]
+        stems: list[str] = []
+        known = self._idf
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if i + 1 < len(words):
+                joined = stem(word + words[i + 1])
+                if len(joined) >= 5 and joined in known:
+                    stems.append(joined)
+                    i += 2
+                    continue
+            s = stem(word)
+            if s not in known and s not in STOPWORDS:
+                s = self._correct(s) or self._correct(word) or s
+            stems.append(s)
+            i += 1
+        return words, stems
+
+    def rank(self, query: str, limit: int = 5) -> list[Candidate]:
+        """Return up to ``limit`` topics for the question, best first, one entry per topic."""
+        if limit <= 0:
+            return []
+        words, stems = self._analyse(query)
+        if not stems:
+            return []
+        p = self._params
+        weights = {s: self._weight(s) for s in stems}
+        total = sum(weights.values())
+        postings = self._postings
+        known = [s for s in weights if s in postings]
+        selective = [s for s in known if len(postings[s]) <= p.shortlist_cap] or known
+        accumulated: dict[int, float] = defaultdict(float)
+        for s in selective:
+            w = weights[s]
+            for position in postings[s]:
+                accumulated[position] += w
+        if not accumulated or total <= 0:
+            return []
+        texts = self._texts
+        shortlist = heapq.nlargest(
+            p.shortlist_texts,
+            accumulated,
+            key=lambda t: accumulated[t] * (1.0 + accumulated[t] / (texts[t].weight + 1.0)),
+        )
+
+        query_set = frozenset(weights)
+        query_stemmed = " ".join(stems)
+        scorer = getattr(fuzz, p.scorer)
+        gram_idf = self._gram_idf
+        max_gram = self._max_gram_idf
+        query_grams = _grams(words)
+        query_gram_weight = sum(gram_idf.get(g, max_gram) for g in query_grams)
+        base = p.coverage + p.precision + p.fuzzy + p.grams
+        best_text: dict[int, float] = {}
+        for position in shortlist:
+            text = texts[position]
+            shared = sum(weights[s] for s in text.stems & query_set)
+            coverage = shared / total
+            precision = shared / text.weight if text.weight > 0 else 0.0
+            similarity = scorer(query_stemmed, text.stemmed) / 100.0
+            score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
+            if p.grams:
+                text_grams = _grams(text.surface.split())
+                text_gram_weight = sum(gram_idf.get(g, max_gram) for g in text_grams)
+                common = sum(gram_idf.get(g, max_gram) for g in text_grams & query_grams)
+                denominator = math.sqrt(query_gram_weight * text_gram_weight)
+                score += p.grams * (common / denominator if denominator else 0.0)
+            score *= text.factor / base
+            if score > best_text.get(text.topic, -1.0):
+                best_text[text.topic] = score
+
+        content = any(s not in STOPWORDS for s in stems)
+        confidence = 1.0 if content else p.stopwords_only
+        extra = p.topic_coverage + p.answer_coverage
+        scored: list[tuple[float, int]] = []
+        for topic_index, text_score in best_text.items():
+            score = text_score
+            if extra:
+                topic_shared = sum(weights[s] for s in self._topic_stems[topic_index] & query_set)
+                answer_shared = sum(
+                    weights[s] for s in self._answer_stems[topic_index] & query_set
+                )
+                score = (
+                    score
+                    + p.topic_coverage * topic_shared / total
+                    + p.answer_coverage * answer_shared / total
+                ) / (1.0 + extra)
+            scored.append((min(100.0, max(0.0, 100.0 * score * confidence)), topic_index))
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        return [
+            Candidate(self._topics[i].id, self._topics[i].title, round(score, 2))
+            for score, i in scored[:limit]
+        ]
+
+    def match(self, query: str, thresholds: Thresholds, limit: int = 5) -> MatchResult:
+        """Rank the topics for a question and decide: answer, offer a choice, or fall back."""
+        candidates = self.rank(query, max(limit, 2))
+        return MatchResult(decide(candidates, thresholds), tuple(candidates[: max(limit, 0)]))
+
+
+def decide(candidates: Sequence[Candidate], thresholds: Thresholds) -> Decision:
+    """Return the decision for ranked candidates (best first) under the thresholds."""
+    if not candidates:
+        return Decision.FALLBACK
+    best = candidates[0].score
+    second = candidates[1].score if len(candidates) > 1 else 0.0
+    if best >= thresholds.answer and (
+        best - second >= thresholds.margin or second < thresholds.suggest
+    ):
+        return Decision.ANSWER
+    if best >= thresholds.suggest:
+        return Decision.AMBIGUOUS
+    return Decision.FALLBACK

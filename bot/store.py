@@ -1,0 +1,434 @@
+"""Persistence: one aiosqlite connection in WAL mode, parameterised SQL, migrations.
+
+The store keeps what the engine must remember between messages and restarts:
+each user's pathway position and step statuses with their history, logged
+questions (the unanswered ones are what staff review), feedback on answers, and a
+pending dialogue step ("tell us what you were looking for"). It holds no business
+rules. Writes run one transaction at a time under a lock, commit before the
+method returns (so what a user was told is on disk), and never block the event
+loop: aiosqlite runs SQLite in its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 2000  # characters of a logged message kept; the rest is cut
+
+MIGRATIONS: Sequence[str] = (
+    # 1: the question log and feedback.
+    """
+    CREATE TABLE questions (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        topic_id TEXT,
+        score REAL,
+        asked_at TEXT NOT NULL
+    );
+    CREATE INDEX questions_status ON questions (status, asked_at);
+    CREATE INDEX questions_user ON questions (user_id);
+    CREATE TABLE feedback (
+        user_id INTEGER NOT NULL,
+        topic_id TEXT NOT NULL,
+        helpful INTEGER NOT NULL,
+        comment TEXT,
+        given_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, topic_id)
+    );
+    """,
+    # 2: the guided pathway.
+    """
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        current_step TEXT,
+        trail TEXT NOT NULL DEFAULT '[]',
+        awaiting TEXT,
+        awaiting_since TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE progress (
+        user_id INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        choice TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, step_id)
+    );
+    CREATE TABLE progress_history (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+    );
+    CREATE INDEX progress_history_user ON progress_history (user_id, id);
+    """,
+)
+
+UNANSWERED_STATUSES = ("fallback", "none_of_these", "not_helpful")
+
+
+def _now() -> str:
+    """Return the current UTC time as ISO 8601 text."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class UserState:
+    """Where a user stands in the pathway and what the bot is waiting for."""
+
+    user_id: int
+    current_step: str | None = None
+    trail: tuple[str, ...] = ()
+    awaiting: str | None = None
+    awaiting_since: str | None = None
+    statuses: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
+
+
+class Store:
+    """The narrow async interface the engine uses to remember things."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) the database and bring its schema up to date."""
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the user is told it happened.
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            store = cls(conn, path)
+            await store._migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        """Return the schema version the database is at."""
+        async with self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ) as cur:
+            if await cur.fetchone() is None:
+                return 0
+        async with self._conn.execute("SELECT MAX(version) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    async def _migrate(self) -> None:
+        """Apply every migration newer than the database, each in its own transaction."""
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at TEXT NOT NULL)"
+        )
+        current = await self.schema_version()
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            statements = [s.strip() for s in script.split(";") if s.strip()]
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    await self._conn.execute(statement)
+                await self._conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, _now()),
+                )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            logger.info("database %s migrated to schema version %d", self.path, version)
+
+    async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> int | None:
+        """Run statements in one committed transaction; return the last row id."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                last: int | None = None
+                for sql, params in statements:
+                    cursor = await self._conn.execute(sql, params)
+                    last = cursor.lastrowid
+                    await cursor.close()
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            return last
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dictionaries."""
+        async with self._conn.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    # -- questions and feedback -------------------------------------------------------
+
+    async def log_question(
+        self, user_id: int, text: str, status: str, topic_id: str | None, score: float | None
+    ) -> int:
+        """Log a question with what the bot did with it; return its id."""
+        row_id = await self._write(
+            [
+                (
+                    "INSERT INTO questions (user_id, text, status, topic_id, score, asked_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user_id, text[:MAX_TEXT], status, topic_id, score, _now()),
+                )
+            ]
+        )
+        assert row_id is not None
+        return row_id
+
+    async def mark_none_of_these(self, user_id: int, question_id: int) -> bool:
+        """Turn the user's ambiguous question into an unanswered one; False if not theirs."""
+        rows = await self._rows(
+            "SELECT status FROM questions WHERE id = ? AND user_id = ?", (question_id, user_id)
+        )
+        if not rows or rows[0]["status"] != "ambiguous":
+            return False
+        await self._write(
+            [
+                (
+                    "UPDATE questions SET status = 'none_of_these' WHERE id = ? AND user_id = ? "
+                    "AND status = 'ambiguous'",
+                    (question_id, user_id),
+                )
+            ]
+        )
+        return True
+
+    async def unanswered(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest questions the bot could not answer, for staff."""
+        marks = ",".join("?" for _ in UNANSWERED_STATUSES)
+        rows = await self._rows(
+            f"SELECT id, text, status AS reason, topic_id, asked_at FROM questions "
+            f"WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",
+            (*UNANSWERED_STATUSES, max(1, limit)),
+        )
+        return rows
+
+    async def record_feedback(self, user_id: int, topic_id: str, helpful: bool) -> None:
+        """Record (or change) a user's verdict on a topic's answer."""
+        await self._write(
+            [
+                (
+                    "INSERT INTO feedback (user_id, topic_id, helpful, given_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (user_id, topic_id) DO UPDATE SET "
+                    "helpful = excluded.helpful, given_at = excluded.given_at",
+                    (user_id, topic_id, int(helpful), _now()),
+                )
+            ]
+        )
+
+    async def add_feedback_comment(self, user_id: int, topic_id: str, comment: str) -> None:
+        """Attach what the user was looking for to their 'not helpful' and log it for staff."""
+        now = _now()
+        await self._write(
+            [
+                (
+                    "UPDATE feedback SET comment = ? WHERE user_id = ? AND topic_id = ?",
+                    (comment[:MAX_TEXT], user_id, topic_id),
+                ),
+                (
+                    "INSERT INTO questions (user_id, text, status, topic_id, score, asked_at) "
+                    "VALUES (?, ?, 'not_helpful', ?, NULL, ?)",
+                    (user_id, comment[:MAX_TEXT], topic_id, now),
+                ),
+            ]
+        )
+
+    async def feedback_summary(self) -> list[dict[str, Any]]:
+        """Return helpful / not helpful counts per topic."""
+        return await self._rows(
+            "SELECT topic_id, SUM(helpful) AS helpful, SUM(1 - helpful) AS not_helpful "
+            "FROM feedback GROUP BY topic_id ORDER BY not_helpful DESC, topic_id"
+        )
+
+    # -- users and the pathway ----------------------------------------------------------
+
+    async def get_user(self, user_id: int) -> UserState:
+        """Return a user's pathway position, statuses and pending dialogue step."""
+        rows = await self._rows(
+            "SELECT current_step, trail, awaiting, awaiting_since FROM users WHERE user_id = ?",
+            (user_id,),
+        )
+        progress = await self._rows(
+            "SELECT step_id, status, choice FROM progress WHERE user_id = ?", (user_id,)
+        )
+        statuses = {row["step_id"]: row["status"] for row in progress}
+        choices = {row["step_id"]: row["choice"] for row in progress if row["choice"]}
+        if not rows:
+            return UserState(user_id, statuses=statuses, choices=choices)
+        row = rows[0]
+        try:
+            trail = tuple(str(s) for s in json.loads(row["trail"] or "[]"))
+        except (ValueError, TypeError):
+            trail = ()
+        return UserState(
+            user_id,
+            current_step=row["current_step"],
+            trail=trail,
+            awaiting=row["awaiting"],
+            awaiting_since=row["awaiting_since"],
+            statuses=statuses,
+            choices=choices,
+        )
+
+    @staticmethod
+    def _upsert_user(
+        user_id: int, current_step: str | None, trail: Sequence[str], now: str
+    ) -> tuple[str, Sequence[Any]]:
+        return (
+            "INSERT INTO users (user_id, current_step, trail, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET current_step = excluded.current_step, "
+            "trail = excluded.trail, updated_at = excluded.updated_at",
+            (user_id, current_step, json.dumps(list(trail)[-50:]), now),
+        )
+
+    async def save_position(
+        self,
+        user_id: int,
+        current_step: str | None,
+        trail: Sequence[str],
+        status_change: tuple[str, str, str | None] | None = None,
+    ) -> None:
+        """Move a user in the pathway, recording (step, status, choice) in one transaction."""
+        now = _now()
+        statements: list[tuple[str, Sequence[Any]]] = [
+            self._upsert_user(user_id, current_step, trail, now)
+        ]
+        if status_change is not None:
+            statements.extend(self._status_statements(user_id, *status_change, now))
+        await self._write(statements)
+
+    @staticmethod
+    def _status_statements(
+        user_id: int, step_id: str, status: str, choice: str | None, now: str
+    ) -> list[tuple[str, Sequence[Any]]]:
+        return [
+            (
+                "INSERT INTO progress (user_id, step_id, status, choice, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, step_id) DO UPDATE SET "
+                "status = excluded.status, choice = excluded.choice, "
+                "updated_at = excluded.updated_at",
+                (user_id, step_id, status, choice, now),
+            ),
+            (
+                "INSERT INTO progress_history (user_id, step_id, status, changed_at) "
+                "VALUES (?, ?, ?, ?)",
+                (user_id, step_id, status, now),
+            ),
+        ]
+
+    async def set_status(self, user_id: int, step_id: str, status: str) -> None:
+        """Record one step's status (and its history) without moving the user."""
+        await self._write(self._status_statements(user_id, step_id, status, None, _now()))
+
+    async def set_awaiting(self, user_id: int, awaiting: str | None) -> None:
+        """Remember (or clear) what free text the bot expects next from this user."""
+        now = _now()
+        await self._write(
+            [
+                (
+                    "INSERT INTO users (user_id, awaiting, awaiting_since, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                    "awaiting = excluded.awaiting, awaiting_since = excluded.awaiting_since, "
+                    "updated_at = excluded.updated_at",
+                    (user_id, awaiting, now if awaiting else None, now),
+                )
+            ]
+        )
+
+    async def reset_progress(self, user_id: int) -> None:
+        """Clear a user's pathway position and statuses (history is kept)."""
+        now = _now()
+        await self._write(
+            [
+                ("DELETE FROM progress WHERE user_id = ?", (user_id,)),
+                (
+                    "UPDATE users SET current_step = NULL, trail = '[]', updated_at = ? "
+                    "WHERE user_id = ?",
+                    (now, user_id),
+                ),
+            ]
+        )
+
+    async def history(self, user_id: int) -> list[dict[str, Any]]:
+        """Return every status change of a user, oldest first."""
+        return await self._rows(
+            "SELECT step_id, status, changed_at FROM progress_history WHERE user_id = ? "
+            "ORDER BY id",
+            (user_id,),
+        )
+
+    async def export(self, user_id: int) -> dict[str, Any]:
+        """Return everything stored about a user, as plain data."""
+        user = await self.get_user(user_id)
+        return {
+            "user_id": user_id,
+            "exported_at": _now(),
+            "pathway": {
+                "current_step": user.current_step,
+                "statuses": dict(sorted(user.statuses.items())),
+                "history": await self.history(user_id),
+            },
+            "questions": await self._rows(
+                "SELECT text, status, topic_id, asked_at FROM questions WHERE user_id = ? "
+                "ORDER BY id",
+                (user_id,),
+            ),
+            "feedback": await self._rows(
+                "SELECT topic_id, helpful, comment, given_at FROM feedback WHERE user_id = ? "
+                "ORDER BY given_at",
+                (user_id,),
+            ),
+        }
+
+    async def forget(self, user_id: int) -> None:
+        """Delete everything stored about a user."""
+        await self._write(
+            [
+                (f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+                for table in ("questions", "feedback", "progress", "progress_history", "users")
+            ]
+        )

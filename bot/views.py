@@ -1,0 +1,56 @@
+"""Pure rendering of knowledge content into replies, shared by the engine and the guide."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot import actions as act
+from bot.bundle import Bundle
+from bot.knowledge import Topic
+from bot.reply import Button, Reply, Span, bold, italic, link
+
+MAX_FOLLOW_UPS = 3
+
+
+def format_date(value: dt.date | None) -> str:
+    """Format a date the way people read it: 25 Nov 2026."""
+    return f"{value.day} {value:%b %Y}" if value else "unknown"
+
+
+def bullets(answer: str) -> str:
+    """Show staff's '- ' list items as bullets."""
+    return "\n".join(
+        "• " + line[2:] if line.startswith("- ") else line for line in answer.splitlines()
+    )
+
+
+def topic_reply(bundle: Bundle, topic: Topic, *, intro: str = "") -> Reply:
+    """Render one topic: title, answer, sources with review date, related topics, feedback."""
+    kb = bundle.kb
+    spans: list[Span] = []
+    if intro:
+        spans.append(Span(intro + "\n\n"))
+    spans += [bold(topic.title), Span("\n\n" + bullets(topic.answer) + "\n\n")]
+    if topic.sources:
+        label = "Official source: " if len(topic.sources) == 1 else "Official sources: "
+        spans.append(italic(label))
+        for index, source in enumerate(topic.sources):
+            if index:
+                spans.append(Span(" · "))
+            spans.append(link(source.title, source.url))
+        spans.append(Span("\n"))
+    spans.append(
+        italic(f"Last reviewed {format_date(topic.reviewed)}. Official pages win if they differ.")
+    )
+    rows: list[tuple[Button, ...]] = [
+        (Button(f"➡ {kb.by_id[f].title}", act.OpenTopic(f)),)
+        for f in topic.follow_ups[:MAX_FOLLOW_UPS]
+        if f in kb.by_id
+    ]
+    rows.append(
+        (
+            Button("👍 Helpful", act.Feedback(topic.id, True)),
+            Button("👎 Not helpful", act.Feedback(topic.id, False)),
+        )
+    )
+    return Reply(tuple(spans), tuple(rows), kind="answer", topic_id=topic.id)

@@ -1,0 +1,121 @@
+"""Slash commands: /start, /help, /about, /topics, /pathway, /progress, /reset, /mydata, ..."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot.engine import Engine, User
+from bot.reply import Reply
+from handlers.common import engine_of, send_reply, show_typing, user_of
+
+#: The command list Telegram shows in its menu (set at start-up).
+COMMANDS = (
+    BotCommand("start", "Welcome and main menu"),
+    BotCommand("topics", "Browse topics by area"),
+    BotCommand("pathway", "Start or resume your step-by-step pathway"),
+    BotCommand("progress", "Your status on every step"),
+    BotCommand("help", "How to use the bot"),
+    BotCommand("about", "What this bot is and where answers come from"),
+    BotCommand("mydata", "Everything stored about you"),
+    BotCommand("reset", "Clear your pathway progress"),
+    BotCommand("forget", "Delete everything stored about you"),
+    BotCommand("skip", "Skip the question I asked you"),
+)
+
+Action = Callable[[Engine, User, list[str]], Awaitable[Reply]]
+
+
+async def _start(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.start(user, args[0] if args else None)
+
+
+async def _help(engine: Engine, user: User, args: list[str]) -> Reply:
+    return engine.help()
+
+
+async def _about(engine: Engine, user: User, args: list[str]) -> Reply:
+    return engine.about()
+
+
+async def _topics(engine: Engine, user: User, args: list[str]) -> Reply:
+    return engine.browse()
+
+
+async def _pathway(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.pathway(user)
+
+
+async def _progress(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.progress(user)
+
+
+async def _reset(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.reset(user)
+
+
+async def _mydata(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.mydata(user)
+
+
+async def _forget(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.forget(user)
+
+
+async def _skip(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.skip(user)
+
+
+ACTIONS: dict[str, Action] = {
+    "start": _start,
+    "help": _help,
+    "about": _about,
+    "topics": _topics,
+    "pathway": _pathway,
+    "progress": _progress,
+    "reset": _reset,
+    "mydata": _mydata,
+    "forget": _forget,
+    "skip": _skip,
+}
+#: Commands that hold personal data: answered in private chats only.
+PRIVATE_ONLY = frozenset({"pathway", "progress", "reset", "mydata", "forget", "skip"})
+
+
+def _handler(
+    name: str, action: Action
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    """Wrap an engine call as a PTB callback."""
+
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = user_of(update)
+        chat = update.effective_chat
+        if user is None or chat is None:
+            return
+        engine = engine_of(context)
+        if name in PRIVATE_ONLY and chat.type != chat.PRIVATE:
+            await send_reply(update, context, engine.private_only())
+            return
+        await show_typing(update, context)
+        reply = await action(engine, user, list(context.args or []))
+        await send_reply(update, context, reply)
+
+    callback.__name__ = f"command_{name}"
+    return callback
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a command the bot does not have (private chats only)."""
+    await send_reply(update, context, engine_of(context).unknown_command())
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    """Add the command handlers."""
+    for name, action in ACTIONS.items():
+        app.add_handler(CommandHandler(name, _handler(name, action)))
+    app.add_handler(
+        MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
+    )

@@ -1,0 +1,88 @@
+"""Shared pieces of the Telegram handlers: the engine accessor and sending a Reply."""
+
+from __future__ import annotations
+
+import logging
+from io import BytesIO
+
+from telegram import InputFile, LinkPreviewOptions, Update
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot.engine import Engine, User
+from bot.reply import Reply
+from handlers.render import render_html, render_keyboard
+
+logger = logging.getLogger(__name__)
+
+ENGINE_KEY = "engine"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def engine_of(context: ContextTypes.DEFAULT_TYPE) -> Engine:
+    """Return the engine that build_application put on bot_data."""
+    engine = context.bot_data.get(ENGINE_KEY)
+    if not isinstance(engine, Engine):  # pragma: no cover - a wiring error, not user input
+        raise RuntimeError("the engine is missing from bot_data; use build_application")
+    return engine
+
+
+def user_of(update: Update) -> User | None:
+    """Return who sent an update, or None for updates without a user."""
+    tg_user = update.effective_user
+    if tg_user is None:
+        return None
+    return User(tg_user.id, tg_user.first_name)
+
+
+async def show_typing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Tell the user the bot is working; a failure here must not stop the answer."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    try:
+        await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
+    except Exception as exc:  # typing is cosmetic
+        logger.debug("send_chat_action failed: %s", exc)
+
+
+async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    """Deliver a Reply: edit the pressed message when asked to, else send new messages."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    chunks = render_html(reply.spans)
+    markup = render_keyboard(reply.buttons)
+    query = update.callback_query
+    if chunks and reply.edit and query is not None and query.message is not None and len(
+        chunks
+    ) == 1:
+        try:
+            await query.edit_message_text(
+                chunks[0],
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                link_preview_options=NO_PREVIEW,
+            )
+            chunks = []
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                chunks = []
+            else:  # too old to edit, deleted, ...: send it as a new message instead
+                logger.info("could not edit message, sending a new one: %s", exc)
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        await context.bot.send_message(
+            chat.id,
+            chunk,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup if last else None,
+            link_preview_options=NO_PREVIEW,
+        )
+    if reply.attachment is not None:
+        await context.bot.send_document(
+            chat.id,
+            InputFile(BytesIO(reply.attachment.content), filename=reply.attachment.filename),
+            caption=reply.attachment.caption or None,
+        )
