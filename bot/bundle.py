@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.knowledge import PATHWAY_FILE, KnowledgeBase, fingerprint, load_knowledge
+from bot.knowledge import PATHWAY_FILE, KnowledgeBase, display_path, fingerprint, load_knowledge
 from bot.matching import Matcher
 from bot.pathway import Pathway, load_pathway
 from bot.yamlio import Problem
@@ -43,7 +43,9 @@ def load_bundle(
     pathway_file = path / PATHWAY_FILE if path.is_dir() else None
     if with_pathway and pathway_file is not None and pathway_file.is_file():
         topic_ids = set(kb.by_id) if kb is not None else None
-        pathway, pathway_problems = load_pathway(pathway_file, topic_ids)
+        pathway, pathway_problems = load_pathway(
+            pathway_file, topic_ids, display_path(pathway_file)
+        )
         problems = problems + pathway_problems
     if kb is None or problems:
         return None, sorted(problems, key=lambda p: (p.file, p.line))

@@ -197,10 +197,13 @@ class Guide:
                 notice=notice,
             )
         step = pathway.steps[step_id]
-        position = pathway.order.index(step_id) + 1
+        road = pathway.route(state.statuses, state.choices)
+        counter = (
+            f"🧭 Step {road.index(step_id) + 1} of {len(road)}\n" if step_id in road else "🧭 "
+        )
         status = _status(state, step_id)
         spans += [
-            Span(f"🧭 Step {position} of {len(pathway.order)}\n"),
+            Span(counter),
             bold(step.title),
             Span("\n\n" + step.explain.strip() + "\n\n"),
         ]
@@ -235,7 +238,8 @@ class Guide:
         lines: list[Span] = [bold("Your pathway progress"), Span("\n\n")]
         if note:
             lines.insert(0, italic(note + "\n\n"))
-        for step_id in pathway.order:
+        shown = pathway.progress_steps(state.statuses, state.choices)
+        for step_id in shown:
             step = pathway.steps[step_id]
             status = live.get(step_id, Status.NOT_STARTED)
             marker = "  👈 you are here" if step_id == current else ""
@@ -249,7 +253,7 @@ class Guide:
             lines.append(Span(pathway.steps[todo].title))
         lines.append(Span("\n\nTap a step below to change its status."))
         rows: list[tuple[Button, ...]] = [(Button("▶ Continue the pathway", act.Menu("pathway")),)]
-        steps = [pathway.steps[s] for s in pathway.order]
+        steps = [pathway.steps[s] for s in shown]
         for pair in _pairs(steps):
             rows.append(
                 tuple(

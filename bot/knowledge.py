@@ -524,7 +524,7 @@ def knowledge_files(path: Path) -> tuple[list[Path], Path | None]:
     return topics, synonyms if synonyms.is_file() else None
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """Show a path relative to the working directory when it is inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -552,10 +552,10 @@ def load_knowledge(
         ]
     topic_files, synonyms_file = knowledge_files(path)
     if not topic_files:
-        return None, [Problem(_display(path), 0, "no topic files (*.yaml) found here")]
+        return None, [Problem(display_path(path), 0, "no topic files (*.yaml) found here")]
     topics: list[Topic] = []
     for file in topic_files:
-        name = _display(file)
+        name = display_path(file)
         check = _FileChecker(name, problems)
         try:
             data = load_yaml(file, name)
@@ -565,7 +565,7 @@ def load_knowledge(
         topics.extend(_parse_topic_file(data, check, today))
     synonyms: list[SynonymGroup] = []
     if synonyms_file is not None:
-        name = _display(synonyms_file)
+        name = display_path(synonyms_file)
         try:
             raw_synonyms = load_yaml(synonyms_file, name)
             synonyms = _parse_synonyms(raw_synonyms, _FileChecker(name, problems))

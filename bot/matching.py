@@ -174,6 +174,7 @@ class ScoringParams:
     shortlist_texts: int = 60
     shortlist_cap: int = 5000
     gram_sample: int = 20000
+    gram_stopwords: bool = True
 
 
 @dataclass(frozen=True)
@@ -422,6 +423,12 @@ class Matcher:
             i += 1
         return words, stems
 
+    def _content_words(self, words: list[str]) -> list[str]:
+        """Return the words that are not function words (all of them if none is)."""
+        if not self._params.gram_stopwords:
+            return [w for w in words if w not in STOPWORDS] or words
+        return words
+
     def rank(self, query: str, limit: int = 5) -> list[Candidate]:
         """Return up to ``limit`` topics for the question, best first, one entry per topic."""
         if limit <= 0:
@@ -454,7 +461,7 @@ class Matcher:
         scorer = getattr(fuzz, p.scorer)
         gram_idf = self._gram_idf
         max_gram = self._max_gram_idf
-        query_grams = _grams(words)
+        query_grams = _grams(self._content_words(words))
         query_gram_weight = sum(gram_idf.get(g, max_gram) for g in query_grams)
         base = p.coverage + p.precision + p.fuzzy + p.grams
         best_text: dict[int, float] = {}
@@ -466,7 +473,7 @@ class Matcher:
             similarity = scorer(query_stemmed, text.stemmed) / 100.0
             score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
             if p.grams:
-                text_grams = _grams(text.surface.split())
+                text_grams = _grams(self._content_words(text.surface.split()))
                 text_gram_weight = sum(gram_idf.get(g, max_gram) for g in text_grams)
                 common = sum(gram_idf.get(g, max_gram) for g in text_grams & query_grams)
                 denominator = math.sqrt(query_gram_weight * text_gram_weight)

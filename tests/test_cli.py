@@ -1,0 +1,140 @@
+"""The command-line contract that staff and outside tools rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, stdin: str | None = None, cwd: Path = ROOT,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot`` as a user would."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IMG_GUIDE"))}
+    base["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
+        cwd=cwd, env={**base, **(env or {})}, timeout=60, check=False,
+    )
+
+
+def small_kb(tmp_path: Path) -> Path:
+    """Write a two-topic knowledge directory."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "faq.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        topics:
+          - id: reset-password
+            title: Reset your password
+            questions: [How do I reset my password?, forgot my password]
+            answer: Use the "Forgot password" link on the sign-in page.
+          - id: delete-account
+            title: Delete your account
+            questions: [How do I delete my account?, close my account for good]
+            answer: Go to Settings, then Account, then Delete.
+        """), encoding="utf-8")
+    return kb
+
+
+def test_check_passes_on_the_project_knowledge() -> None:
+    result = run("check", "knowledge")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "OK:" in result.stderr
+
+
+def test_check_fails_with_file_line_messages(tmp_path: Path) -> None:
+    kb = small_kb(tmp_path)
+    (kb / "bad.yaml").write_text("version: 1\ntopics:\n  - id: x\n    questions: []\n")
+    result = run("check", str(kb))
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines and all(line.split(":", 2)[1].isdigit() for line in lines)
+    assert any("bad.yaml:3:" in line and "answer" in line for line in lines)
+
+
+def test_ask_json_fields(tmp_path: Path) -> None:
+    result = run("ask", "--kb", str(small_kb(tmp_path)), "--json", "i forgot my password")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert set(record) == {"status", "topic", "score", "text", "candidates"}
+    assert record["status"] == "answer"
+    assert record["topic"] == "reset-password"
+    assert 0 <= record["score"] <= 100
+    assert "Forgot password" in record["text"]
+    assert record["candidates"][0] == {
+        "topic": "reset-password", "title": "Reset your password", "score": record["score"]
+    }
+
+
+def test_ask_batch_mode_answers_one_line_per_question(tmp_path: Path) -> None:
+    questions = "how do i delete my account\n\nwhat is the capital of peru\n🙂\nforgot password\n"
+    result = run("ask", "--kb", str(small_kb(tmp_path)), "--json", stdin=questions)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 5
+    assert [r["status"] for r in records][1:4] == ["fallback"] * 3
+    assert records[0]["topic"] == "delete-account"
+    assert records[4]["topic"] == "reset-password"
+    assert records[2]["topic"] is None and records[2]["text"] == ""
+
+
+def test_ask_plain_output_is_one_line_per_question(tmp_path: Path) -> None:
+    result = run("ask", "--kb", str(small_kb(tmp_path)), stdin="delete my account\nxyzzy\n")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("answer\tdelete-account\t")
+    assert lines[1].startswith("fallback\t-\t")
+
+
+def test_ask_on_a_broken_knowledge_base_exits_non_zero(tmp_path: Path) -> None:
+    kb = small_kb(tmp_path)
+    (kb / "faq.yaml").write_text("version: 1\ntopics: [")
+    result = run("ask", "--kb", str(kb), "anything")
+    assert result.returncode == 2
+    assert "faq.yaml:" in result.stderr
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("knowledge:\n  paht: x\n")
+    result = run("check", "--config", str(config))
+    assert result.returncode == 2
+    assert "knowledge.paht" in result.stderr and "c.yaml:2" in result.stderr
+
+
+def test_pathway_mermaid_is_up_to_date() -> None:
+    result = run("pathway", "--mermaid")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("flowchart")
+    assert result.stdout == (ROOT / "knowledge" / "pathway.mmd").read_text(encoding="utf-8")
+
+
+def test_chat_reads_standard_input_line_by_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'db.sqlite3'}\n")
+    script = "Is Step 2 CS still required?\n/pathway\n1\n/progress\nqwertyuiop asdf\n/quit\n"
+    result = run("chat", "--config", str(config), stdin=script)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "> Is Step 2 CS still required?" in out
+    assert "[1]" in out  # numbered buttons
+    assert "👈 you are here" in out  # the progress view after one pathway choice
+    assert "I don't have an answer" in out  # the gibberish line fell back
+    # and the gibberish was logged for staff
+    listed = run("unanswered", "--config", str(config), "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["qwertyuiop asdf"]
+
+
+def test_run_without_a_token_explains_and_exits_non_zero(tmp_path: Path) -> None:
+    result = run("run", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "TELEGRAM_BOT_TOKEN" in result.stderr and "python -m bot chat" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

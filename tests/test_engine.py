@@ -1,0 +1,342 @@
+"""The conversation engine without Telegram: answers, dialogue, pathway, personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot import actions as act
+from bot.bundle import KnowledgeHolder, load_bundle
+from bot.config import MatchingSettings
+from bot.engine import Engine, User
+from bot.reply import Reply, Style
+from bot.store import Store
+
+ALICE = User(1001, "Alice")
+BOB = User(1002, "Bob")
+
+
+def actions_of(reply: Reply) -> list[act.Action]:
+    """Return the actions behind a reply's buttons."""
+    return [b.action for b in reply.all_buttons]
+
+
+def opened_topics(reply: Reply) -> list[str]:
+    """Return the topic ids a reply's buttons open."""
+    return [a.topic_id for a in actions_of(reply) if isinstance(a, act.OpenTopic)]
+
+
+def choice_ids(reply: Reply) -> list[str]:
+    """Return the pathway choice ids offered by a step reply."""
+    return [a.choice_id for a in actions_of(reply) if isinstance(a, act.PathChoose)]
+
+
+def engine_for(kb: Path, store: Store) -> Engine:
+    """Build an engine over a knowledge directory."""
+    bundle, problems = load_bundle(kb)
+    assert bundle is not None, problems
+    return Engine(KnowledgeHolder(kb, bundle), store, MatchingSettings())
+
+
+# -- answering -------------------------------------------------------------------------
+
+
+async def test_a_question_gets_a_sourced_dated_answer(engine: Engine) -> None:
+    reply = await engine.handle_text(ALICE, "Is Step 2 CS still required?")
+    assert reply.kind == "answer"
+    assert reply.topic_id == "ecfmg-step2cs-discontinued"
+    links = [s for s in reply.spans if s.style is Style.LINK]
+    assert links and all(s.url and s.url.startswith("https://") for s in links)
+    assert "Last reviewed" in reply.plain_text
+    feedback = [a for a in actions_of(reply) if isinstance(a, act.Feedback)]
+    assert {f.helpful for f in feedback} == {True, False}
+    assert opened_topics(reply)  # related topics
+
+
+@pytest.mark.parametrize("message", ["", "   ", "\n\n"])
+async def test_empty_messages_get_a_hint_and_nothing_is_logged(
+    engine: Engine, store: Store, message: str
+) -> None:
+    reply = await engine.handle_text(ALICE, message)
+    assert reply.kind == "empty"
+    assert await store.unanswered() == []
+
+
+@pytest.mark.parametrize("message", ["🙂🙂🙂", "asdkjh qwpoeiru zmxncb", "what's the best pizza in rome"])
+async def test_off_topic_falls_back_honestly_and_is_logged(
+    engine: Engine, store: Store, message: str
+) -> None:
+    reply = await engine.handle_text(ALICE, message)
+    assert reply.kind == "fallback"
+    assert any(isinstance(a, act.Browse) for a in actions_of(reply))
+    assert [r["text"] for r in await store.unanswered()] == [message]
+
+
+async def test_a_huge_message_is_answered_and_logged_cut(engine: Engine, store: Store) -> None:
+    reply = await engine.handle_text(ALICE, "blorp " * 2000)
+    assert reply.kind in {"fallback", "ambiguous", "answer"}
+    for row in await store.unanswered():
+        assert len(row["text"]) <= 2000
+
+
+async def test_ambiguous_offers_three_and_none_of_these(tmp_path: Path, store: Store) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "a.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        topics:
+          - id: oet-score
+            questions: [What OET score do I need?]
+            answer: 350 and 300.
+          - id: oet-retake
+            questions: [Can I retake the OET?]
+            answer: Yes.
+          - id: oet-validity
+            questions: [How long is an OET result valid?]
+            answer: It depends on the season.
+          - id: oet-booking
+            questions: [How do I book the OET?]
+            answer: On the OET website.
+        """))
+    engine = engine_for(kb, store)
+    reply = await engine.handle_text(ALICE, "oet")
+    assert reply.kind == "ambiguous"
+    offered = opened_topics(reply)
+    assert 1 <= len(offered) <= 3 and set(offered) <= {
+        "oet-score", "oet-retake", "oet-validity", "oet-booking"
+    }
+    (none,) = [a for a in actions_of(reply) if isinstance(a, act.NoneOfThese)]
+    assert await store.unanswered() == []
+    after = await engine.handle_action(ALICE, none)
+    assert after.kind == "none_of_these"
+    assert [r["reason"] for r in await store.unanswered()] == ["none_of_these"]
+    again = await engine.handle_action(ALICE, none)  # a double press logs nothing more
+    assert again.kind == "info" and len(await store.unanswered()) == 1
+    other = await engine.handle_action(BOB, none)  # someone else's question id
+    assert other.kind == "info"
+
+
+async def test_deep_link_opens_a_topic_and_an_unknown_one_shows_the_menu(engine: Engine) -> None:
+    reply = await engine.start(ALICE, "visa-j1-ecfmg")
+    assert reply.topic_id == "visa-j1-ecfmg"
+    unknown = await engine.start(ALICE, "no-such-topic")
+    assert unknown.kind == "welcome" and "no longer have" in unknown.plain_text
+
+
+async def test_browsing_categories_pages_and_back(engine: Engine) -> None:
+    categories = engine.browse()
+    browse_actions = [a for a in actions_of(categories) if isinstance(a, act.Browse)]
+    assert len(browse_actions) == len(engine.bundle.kb.categories) >= 6
+    biggest = max(engine.bundle.kb.categories, key=lambda c: len(engine.bundle.kb.in_category(c)))
+    first = await engine.handle_action(ALICE, act.Browse(act.slug(biggest), 0))
+    assert first.edit and 1 <= len(opened_topics(first)) <= 8
+    pages = [a for a in actions_of(first) if isinstance(a, act.Browse) and a.category]
+    if len(engine.bundle.kb.in_category(biggest)) > 8:
+        second = await engine.handle_action(ALICE, pages[0])
+        assert set(opened_topics(second)).isdisjoint(opened_topics(first))
+    assert act.Browse() in actions_of(first)  # back to all areas
+    stale = await engine.handle_action(ALICE, act.Browse("no-such-area", 0))
+    assert stale.kind == "categories"
+
+
+@pytest.mark.parametrize("data", [None, "", "zz", "t:no-such-topic", "x" * 70, "p:nope:nope"])
+async def test_stale_or_forged_buttons_get_a_polite_reply(engine: Engine, data: str) -> None:
+    reply = await engine.handle_action(ALICE, act.decode(data))
+    assert reply.kind in {"stale", "pathway_step"}
+    assert reply.notice
+
+
+def test_every_action_round_trips_within_64_bytes() -> None:
+    long_id = "a" * 40
+    for action in (
+        act.OpenTopic(long_id), act.Browse(long_id, 999), act.Feedback(long_id, False),
+        act.NoneOfThese(10**12), act.Menu("progress"), act.PathChoose("b" * 24, "c" * 24),
+        act.PathNav("explain", "d" * 24), act.SetStatus("e" * 24, "not_applicable"),
+        act.Confirm("forget", True),
+    ):
+        data = act.encode(action)
+        assert len(data.encode()) <= 64
+        assert act.decode(data) == action
+
+
+# -- the "what were you looking for?" dialogue -----------------------------------------
+
+
+async def test_not_helpful_takes_the_next_message_as_a_comment(
+    engine: Engine, store: Store
+) -> None:
+    asked = await engine.handle_action(ALICE, act.Feedback("usmle-step1", False))
+    assert asked.kind == "ask_comment"
+    reply = await engine.handle_text(ALICE, "the fee for step 1 in my country")
+    assert reply.kind in {"thanks", "answer"}
+    data = await store.export(ALICE.id)
+    assert data["feedback"][0]["comment"] == "the fee for step 1 in my country"
+    assert [r["reason"] for r in await store.unanswered()] == ["not_helpful"]
+    # the dialogue is over: the next message is a question again
+    follow = await engine.handle_text(ALICE, "Is Step 2 CS still required?")
+    assert follow.topic_id == "ecfmg-step2cs-discontinued"
+
+
+async def test_skip_ends_the_dialogue(engine: Engine, store: Store) -> None:
+    await engine.handle_action(ALICE, act.Feedback("usmle-step1", False))
+    skipped = await engine.skip(ALICE)
+    assert "Skipped" in skipped.plain_text
+    reply = await engine.handle_text(ALICE, "Is Step 2 CS still required?")
+    assert reply.topic_id == "ecfmg-step2cs-discontinued"
+    assert (await store.export(ALICE.id))["feedback"][0]["comment"] is None
+
+
+async def test_helpful_only_thanks(engine: Engine, store: Store) -> None:
+    reply = await engine.handle_action(ALICE, act.Feedback("usmle-step1", True))
+    assert reply.spans == () and reply.notice
+    assert (await store.export(ALICE.id))["feedback"][0]["helpful"] == 1
+
+
+# -- pathway ---------------------------------------------------------------------------
+
+
+async def test_pathway_walk_back_skip_and_resume(engine: Engine, store: Store) -> None:
+    first = await engine.pathway(ALICE)
+    assert first.kind == "pathway_step" and "Step 1 of" in first.plain_text
+    assert choice_ids(first) == ["listed", "checking", "not-listed"]
+    second = await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "listed"))
+    assert second.edit and "Step 2 of" in second.plain_text
+    user = await store.get_user(ALICE.id)
+    assert user.current_step == "myintealth-usmle-id"
+    assert user.statuses == {"school-eligibility": "done"}
+    back = await engine.handle_action(ALICE, act.PathNav("back", "myintealth-usmle-id"))
+    assert "Step 1 of" in back.plain_text
+    assert (await store.get_user(ALICE.id)).current_step == "school-eligibility"
+    await engine.handle_action(ALICE, act.PathNav("skip", "school-eligibility"))
+    resumed = await engine.pathway(ALICE)  # months later: same place
+    assert (await store.get_user(ALICE.id)).current_step == "myintealth-usmle-id"
+    assert "Step 2 of" in resumed.plain_text
+
+
+async def test_school_not_listed_stops_honestly(engine: Engine, store: Store) -> None:
+    await engine.pathway(ALICE)
+    reply = await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "not-listed"))
+    assert (await store.get_user(ALICE.id)).current_step == "school-not-listed"
+    assert (await store.get_user(ALICE.id)).statuses["school-eligibility"] == "blocked"
+    end = await engine.handle_action(ALICE, act.PathChoose("school-not-listed", choice_ids(reply)[0]))
+    assert end.kind == "pathway_end"
+
+
+async def test_a_double_press_does_not_advance_twice(engine: Engine, store: Store) -> None:
+    await engine.pathway(ALICE)
+    press = act.PathChoose("school-eligibility", "listed")
+    first, second = await asyncio.gather(
+        engine.handle_action(ALICE, press), engine.handle_action(ALICE, press)
+    )
+    user = await store.get_user(ALICE.id)
+    assert user.current_step == "myintealth-usmle-id"
+    assert len(await store.history(ALICE.id)) == 1
+    assert second.notice and "another step" in second.notice
+
+
+async def test_a_question_in_the_middle_of_the_pathway_keeps_the_position(
+    engine: Engine, store: Store
+) -> None:
+    await engine.pathway(ALICE)
+    await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "listed"))
+    answer = await engine.handle_text(ALICE, "what OET score do I need")
+    assert answer.kind == "answer"
+    assert (await store.get_user(ALICE.id)).current_step == "myintealth-usmle-id"
+    assert "Step 2 of" in (await engine.pathway(ALICE)).plain_text
+
+
+async def test_explain_opens_the_linked_topic(engine: Engine) -> None:
+    await engine.pathway(ALICE)
+    reply = await engine.handle_action(ALICE, act.PathNav("explain", "school-eligibility"))
+    assert reply.topic_id == "ecfmg-school-eligibility"
+    assert act.Menu("pathway") in actions_of(reply)
+
+
+async def test_progress_shows_statuses_and_lets_a_status_change(
+    engine: Engine, store: Store
+) -> None:
+    await engine.pathway(ALICE)
+    await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "listed"))
+    progress = await engine.progress(ALICE)
+    assert "✅" in progress.plain_text and "done" in progress.plain_text
+    assert "Next to do" in progress.plain_text
+    menu = await engine.handle_action(ALICE, act.PathNav("edit", "usmle-step1"))
+    assert act.SetStatus("usmle-step1", "done") in actions_of(menu)
+    after = await engine.handle_action(ALICE, act.SetStatus("usmle-step1", "done"))
+    assert after.kind == "progress"
+    assert (await store.get_user(ALICE.id)).statuses["usmle-step1"] == "done"
+
+
+async def test_the_visa_branch_follows_the_users_choice(engine: Engine, store: Store) -> None:
+    await store.save_position(ALICE.id, "visa-need", ["visa-need"])
+    step = await engine.pathway(ALICE)
+    h1b = [c for c in choice_ids(step) if "h1b" in c or "h-1b" in c]
+    assert h1b, choice_ids(step)
+    await engine.handle_action(ALICE, act.PathChoose("visa-need", h1b[0]))
+    assert (await store.get_user(ALICE.id)).current_step == "visa-h1b"
+
+
+async def test_users_on_a_renamed_or_removed_step_are_not_stranded(
+    kb_dir: Path, store: Store
+) -> None:
+    text = (kb_dir / "pathway.yaml").read_text(encoding="utf-8")
+    text = text.replace("  - id: usmle-step1\n", "  - id: step-one\n    formerly: [usmle-step1]\n")
+    text = text.replace("next: usmle-step1\n", "next: step-one\n")
+    (kb_dir / "pathway.yaml").write_text(text, encoding="utf-8")
+    engine = engine_for(kb_dir, store)
+    await store.save_position(ALICE.id, "usmle-step1", ["usmle-step1"])
+    renamed = await engine.pathway(ALICE)
+    assert "now called" in renamed.plain_text
+    assert (await store.get_user(ALICE.id)).current_step == "step-one"
+    await store.save_position(BOB.id, "a-step-staff-deleted", ["a-step-staff-deleted"])
+    moved = await engine.pathway(BOB)
+    assert "removed" in moved.plain_text
+    assert (await store.get_user(BOB.id)).current_step == "school-eligibility"
+
+
+async def test_many_users_at_once_keep_their_own_state(engine: Engine, store: Store) -> None:
+    users = [User(5000 + i) for i in range(50)]
+    await asyncio.gather(*(engine.pathway(u) for u in users))
+    await asyncio.gather(*(
+        engine.handle_action(u, act.PathChoose("school-eligibility", "listed")) for u in users
+    ))
+    for user in users[:5]:
+        state = await store.get_user(user.id)
+        assert state.current_step == "myintealth-usmle-id"
+        assert state.statuses == {"school-eligibility": "done"}
+
+
+# -- personal data ---------------------------------------------------------------------
+
+
+async def test_reset_needs_confirmation(engine: Engine, store: Store) -> None:
+    await engine.pathway(ALICE)
+    await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "listed"))
+    ask = await engine.reset(ALICE)
+    assert act.Confirm("reset", True) in actions_of(ask)
+    await engine.handle_action(ALICE, act.Confirm("reset", False))
+    assert (await store.get_user(ALICE.id)).statuses
+    await engine.handle_action(ALICE, act.Confirm("reset", True))
+    user = await store.get_user(ALICE.id)
+    assert user.statuses == {} and user.current_step is None
+
+
+async def test_mydata_and_forget(engine: Engine, store: Store) -> None:
+    await engine.handle_text(ALICE, "zzzz qqqq")
+    await engine.pathway(ALICE)
+    await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "listed"))
+    mine = await engine.mydata(ALICE)
+    assert mine.attachment is not None
+    data = json.loads(mine.attachment.content)
+    assert data["questions"][0]["text"] == "zzzz qqqq"
+    assert data["pathway"]["statuses"] == {"school-eligibility": "done"}
+    assert "Is your medical school eligible?" in mine.plain_text
+    confirm = await engine.forget(ALICE)
+    assert act.Confirm("forget", True) in actions_of(confirm)
+    await engine.handle_action(ALICE, act.Confirm("forget", True))
+    empty = json.loads((await engine.mydata(ALICE)).attachment.content)  # type: ignore[union-attr]
+    assert empty["questions"] == [] and empty["pathway"]["statuses"] == {}

@@ -1,0 +1,155 @@
+"""The SQLite store on real files: migrations, concurrency, restarts and kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from bot.store import MIGRATIONS, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_a_new_database_is_at_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "db.sqlite3") as store:
+        assert await store.schema_version() == len(MIGRATIONS)
+    with sqlite3.connect(tmp_path / "db.sqlite3") as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_an_older_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as raw:  # a database written by schema version 1
+        raw.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        raw.executescript(MIGRATIONS[0])
+        raw.execute("INSERT INTO schema_version VALUES (1, '2026-01-01')")
+        raw.execute("INSERT INTO questions (user_id, text, status, asked_at) "
+                    "VALUES (7, 'old question', 'fallback', '2026-01-01')")
+    async with await Store.open(path) as store:
+        assert await store.schema_version() == 2
+        assert [r["text"] for r in await store.unanswered()] == ["old question"]
+        await store.save_position(7, "usmle-step1", ["usmle-step1"],
+                                  ("usmle-step1", "done", "passed"))
+        user = await store.get_user(7)
+        assert user.statuses == {"usmle-step1": "done"}
+        assert user.choices == {"usmle-step1": "passed"}
+
+
+async def test_progress_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with await Store.open(path) as store:
+        await store.save_position(1, "b", ["a", "b"], ("a", "done", "yes"))
+        await store.set_status(1, "c", "in_progress")
+    async with await Store.open(path) as store:
+        user = await store.get_user(1)
+        assert user.current_step == "b" and user.trail == ("a", "b")
+        assert user.statuses == {"a": "done", "c": "in_progress"}
+        history = await store.history(1)
+        assert [(h["step_id"], h["status"]) for h in history] == [
+            ("a", "done"), ("c", "in_progress")
+        ]
+
+
+async def test_200_users_with_20_concurrent_updates_each_lose_nothing(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "db.sqlite3") as store:
+
+        async def user_updates(user_id: int) -> None:
+            await asyncio.gather(*(
+                store.save_position(user_id, f"s{i}", [f"s{i}"], (f"s{i}", "done", "c"))
+                for i in range(20)
+            ))
+
+        await asyncio.gather(*(user_updates(u) for u in range(200)))
+        for user_id in (0, 57, 199):
+            user = await store.get_user(user_id)
+            assert len(user.statuses) == 20
+            assert len(await store.history(user_id)) == 20
+    with sqlite3.connect(tmp_path / "db.sqlite3") as raw:
+        assert raw.execute("SELECT COUNT(*) FROM progress").fetchone()[0] == 4000
+        assert raw.execute("SELECT COUNT(*) FROM progress_history").fetchone()[0] == 4000
+
+
+def test_a_confirmed_write_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    child = textwrap.dedent(f"""
+        import asyncio, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from bot.store import Store
+
+        async def main():
+            store = await Store.open({str(path)!r})
+            for i in range(5):
+                await store.save_position(42, f"s{{i}}", [f"s{{i}}"], (f"s{{i}}", "done", None))
+            print("confirmed", flush=True)
+            time.sleep(60)
+
+        asyncio.run(main())
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "confirmed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    async def check() -> None:
+        async with await Store.open(path) as store:
+            user = await store.get_user(42)
+            assert user.current_step == "s4"
+            assert len(user.statuses) == 5
+
+    asyncio.run(check())
+
+
+async def test_forget_deletes_everything_about_one_user_only(store: Store) -> None:
+    for user_id in (1, 2):
+        await store.log_question(user_id, "q", "fallback", None, None)
+        await store.record_feedback(user_id, "usmle-step1", False)
+        await store.save_position(user_id, "a", ["a"], ("a", "done", None))
+    await store.forget(1)
+    gone = await store.export(1)
+    assert gone["questions"] == [] and gone["feedback"] == []
+    assert gone["pathway"] == {"current_step": None, "statuses": {}, "history": []}
+    kept = await store.export(2)
+    assert len(kept["questions"]) == 1 and kept["pathway"]["statuses"] == {"a": "done"}
+
+
+async def test_export_is_json_serialisable_and_complete(store: Store) -> None:
+    qid = await store.log_question(5, "what is <b>oet</b>?", "ambiguous", "ecfmg-oet", 50.0)
+    assert await store.mark_none_of_these(5, qid)
+    assert not await store.mark_none_of_these(6, qid)  # another user's question
+    await store.record_feedback(5, "ecfmg-oet-medicine", False)
+    await store.add_feedback_comment(5, "ecfmg-oet-medicine", "I wanted the OET price")
+    data = json.loads(json.dumps(await store.export(5)))
+    assert data["questions"][0]["status"] == "none_of_these"
+    assert data["feedback"][0]["comment"] == "I wanted the OET price"
+    reasons = {r["reason"] for r in await store.unanswered()}
+    assert reasons == {"none_of_these", "not_helpful"}
+
+
+async def test_feedback_double_press_keeps_one_verdict(store: Store) -> None:
+    await store.record_feedback(3, "gme-soap", True)
+    await store.record_feedback(3, "gme-soap", True)
+    await store.record_feedback(3, "gme-soap", False)
+    summary = await store.feedback_summary()
+    assert summary == [{"topic_id": "gme-soap", "helpful": 0, "not_helpful": 1}]
+
+
+async def test_huge_text_is_cut_not_refused(store: Store) -> None:
+    await store.log_question(9, "x" * 50_000, "fallback", None, None)
+    (row,) = await store.unanswered()
+    assert len(row["text"]) == 2000
