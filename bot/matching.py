@@ -161,16 +161,16 @@ class ScoringParams:
     """Weights of the scorer; the defaults were tuned on the benchmarks' dev halves."""
 
     coverage: float = 0.3
-    precision: float = 0.4
+    precision: float = 0.3
     fuzzy: float = 0.35
-    grams: float = 0.3
+    grams: float = 2.0
     topic_coverage: float = 0.1
     answer_coverage: float = 0.0
     stopword_weight: float = 0.15
-    unknown_weight: float = 0.4
-    stopwords_only: float = 1.0
+    unknown_weight: float = 0.5
+    stopwords_only: float = 0.6
     keyword_factor: float = 0.95
-    scorer: str = "ratio"
+    scorer: str = "token_sort_ratio"
     shortlist_texts: int = 60
     shortlist_cap: int = 5000
     gram_sample: int = 20000

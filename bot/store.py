@@ -12,9 +12,11 @@ loop: aiosqlite runs SQLite in its own thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,10 +78,32 @@ MIGRATIONS: Sequence[str] = (
         changed_at TEXT NOT NULL
     );
     CREATE INDEX progress_history_user ON progress_history (user_id, id);
+    CREATE TRIGGER progress_history_on_insert AFTER INSERT ON progress BEGIN
+        INSERT INTO progress_history (user_id, step_id, status, changed_at)
+        VALUES (NEW.user_id, NEW.step_id, NEW.status, NEW.updated_at);
+    END;
+    CREATE TRIGGER progress_history_on_update AFTER UPDATE ON progress BEGIN
+        INSERT INTO progress_history (user_id, step_id, status, changed_at)
+        VALUES (NEW.user_id, NEW.step_id, NEW.status, NEW.updated_at);
+    END;
     """,
 )
 
 UNANSWERED_STATUSES = ("fallback", "none_of_these", "not_helpful")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete statements (triggers included)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 def _now() -> str:
@@ -107,6 +131,9 @@ class Store:
         self._conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[Sequence[tuple[str, Sequence[Any]]], asyncio.Future[int | None]]]
+        self._pending = []
+        self._flusher: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -130,7 +157,9 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Finish pending writes, then close the connection."""
+        if self._flusher is not None and not self._flusher.done():
+            await self._flusher
         await self._conn.close()
 
     async def __aenter__(self) -> Store:
@@ -165,10 +194,9 @@ class Store:
         for version, script in enumerate(MIGRATIONS, start=1):
             if version <= current:
                 continue
-            statements = [s.strip() for s in script.split(";") if s.strip()]
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in statements:
+                for statement in _statements(script):
                     await self._conn.execute(statement)
                 await self._conn.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
@@ -181,20 +209,73 @@ class Store:
             logger.info("database %s migrated to schema version %d", self.path, version)
 
     async def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> int | None:
-        """Run statements in one committed transaction; return the last row id."""
+        """Run statements atomically and durably; return the last row id.
+
+        Writes that arrive while a commit is in progress are grouped into the next
+        transaction (group commit): one fsync serves them all, and each caller is
+        released only after the commit that holds its write, so durability is kept.
+        Each write runs in its own savepoint, so a failing one does not undo the others.
+        """
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((statements, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Commit pending writes in batches until none are left."""
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._transaction([statements for statements, _ in batch])
+                except Exception:
+                    if len(batch) == 1:
+                        results = None
+                    else:  # find the write that failed: retry each on its own
+                        for statements, future in batch:
+                            await self._settle(future, [statements])
+                        continue
+                if results is None:
+                    await self._settle(batch[0][1], [batch[0][0]])
+                    continue
+                for (_, future), last in zip(batch, results, strict=True):
+                    if not future.done():  # done: the caller gave up waiting
+                        future.set_result(last)
+
+    async def _settle(
+        self, future: asyncio.Future[int | None], writes: list[Sequence[tuple[str, Sequence[Any]]]]
+    ) -> None:
+        """Run writes in one transaction and settle ``future`` with the outcome."""
+        try:
+            (last,) = await self._transaction(writes)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(last)
+
+    async def _transaction(
+        self, writes: list[Sequence[tuple[str, Sequence[Any]]]]
+    ) -> list[int | None]:
+        """Run several writes in one committed transaction; return each one's last row id."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            results: list[int | None] = []
+            for statements in writes:
                 last: int | None = None
                 for sql, params in statements:
-                    cursor = await self._conn.execute(sql, params)
-                    last = cursor.lastrowid
-                    await cursor.close()
-                await self._conn.execute("COMMIT")
-            except BaseException:
+                    # One hop to the database thread: the statement and its row id.
+                    row = await self._conn.execute_insert(sql, params)
+                    last = int(row[0]) if row else None
+                results.append(last)
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
                 await self._conn.execute("ROLLBACK")
-                raise
-            return last
+            raise
+        return results
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a query and return its rows as dictionaries."""
@@ -353,11 +434,7 @@ class Store:
                 "updated_at = excluded.updated_at",
                 (user_id, step_id, status, choice, now),
             ),
-            (
-                "INSERT INTO progress_history (user_id, step_id, status, changed_at) "
-                "VALUES (?, ?, ?, ?)",
-                (user_id, step_id, status, now),
-            ),
+            # progress_history gets its row from a trigger, in the same transaction.
         ]
 
     async def set_status(self, user_id: int, step_id: str, status: str) -> None:
