@@ -136,9 +136,9 @@ class Decision(StrEnum):
 class Thresholds:
     """Score limits of the decision; the configuration's ``matching:`` section fills them."""
 
-    answer: float = 62.0
-    suggest: float = 45.0
-    margin: float = 6.0
+    answer: float = 60.0
+    suggest: float = 40.0
+    margin: float = 8.0
     max_suggestions: int = 3
 
 

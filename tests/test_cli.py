@@ -114,6 +114,8 @@ def test_pathway_mermaid_is_up_to_date() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("flowchart")
     assert result.stdout == (ROOT / "knowledge" / "pathway.mmd").read_text(encoding="utf-8")
+    staff_guide = (ROOT / "knowledge" / "README.md").read_text(encoding="utf-8")
+    assert "```mermaid\n" + result.stdout in staff_guide
 
 
 def test_chat_reads_standard_input_line_by_line(tmp_path: Path) -> None:
