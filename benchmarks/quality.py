@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.adapter import DEFAULT_BENCHMARKS, HINT3, STACKFAQ, Query, load_kb, load_queries
+from benchmarks.adapter import DEFAULT_BENCHMARKS, HINT3, STACKFAQ, load_kb, load_queries
 from bot.matching import Decision, Matcher, ScoringParams, Thresholds
 
 logger = logging.getLogger(__name__)

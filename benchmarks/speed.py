@@ -33,10 +33,11 @@ from bot.knowledge import KnowledgeBase, Topic
 from bot.matching import Matcher, Thresholds
 
 SEED = 20240501
-FUNCTION_WORDS = (
+_FUNCTION_TEXT = (
     "how do i what is the a can my for to of in when should does who where which "
     "need get after before with about if it be an on"
-).split()
+)
+FUNCTION_WORDS = _FUNCTION_TEXT.split()
 SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
 
 

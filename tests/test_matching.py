@@ -40,7 +40,9 @@ TOPICS = (
     ),
     _topic("personal-statement", "How do I write a personal statement?"),
     _topic("match-day", "When is Match Day?", "What happens on Match Day?"),
-    _topic("usce", "How do I get US clinical experience?", "What counts as US clinical experience?"),
+    _topic(
+        "usce", "How do I get US clinical experience?", "What counts as US clinical experience?"
+    ),
     _topic("img-definition", "Who counts as an international medical graduate?"),
     # Two deliberately close topics, for the ambiguity test.
     _topic("eras-fees", "How much does ERAS cost to apply?"),
