@@ -296,9 +296,9 @@ class Engine:
                     ),
                     kind="empty",
                 )
-            state = await self.store.get_user(user.id)
-            if state.awaiting and self._awaiting_fresh(state.awaiting_since):
-                return await self._take_awaited(user, state.awaiting, cleaned)
+            awaiting, since = await self.store.awaiting(user.id)
+            if awaiting and self._awaiting_fresh(since):
+                return await self._take_awaited(user, awaiting, cleaned)
             return await self._answer(user, cleaned)
 
     async def _answer(self, user: User, question: str) -> Reply:
@@ -398,15 +398,15 @@ class Engine:
 
     async def _clear_awaiting(self, user: User) -> None:
         """Drop a pending question to the user, if any."""
-        state = await self.store.get_user(user.id)
-        if state.awaiting:
+        awaiting, _ = await self.store.awaiting(user.id)
+        if awaiting:
             await self.store.set_awaiting(user.id, None)
 
     async def skip(self, user: User) -> Reply:
         """Skip the question the bot asked the user."""
         async with self._lock(user.id):
-            state = await self.store.get_user(user.id)
-            if not state.awaiting:
+            awaiting, _ = await self.store.awaiting(user.id)
+            if not awaiting:
                 return Reply(text("There's nothing to skip. Ask me anything!"), kind="info")
             await self.store.set_awaiting(user.id, None)
             return Reply(text("Skipped. Ask me anything!"), kind="info")

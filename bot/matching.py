@@ -273,6 +273,13 @@ class Matcher:
         self._max_idf = max(idf.values(), default=1.0)
         self._max_gram_idf = max(gram_idf.values(), default=1.0)
         self._inverse_weight = tuple(1.0 / (t.weight + 1.0) for t in texts)
+        # A text's trigrams and their weight do not depend on the question: compute them once.
+        self._text_grams = tuple(
+            frozenset(_grams(self._content_words(t.surface.split()))) for t in texts
+        )
+        self._text_gram_weight = tuple(
+            sum(gram_idf.get(g, self._max_gram_idf) for g in grams) for grams in self._text_grams
+        )
 
     # -- building -----------------------------------------------------------------
 
@@ -489,8 +496,8 @@ class Matcher:
             similarity = scorer(query_stemmed, text.stemmed) / 100.0
             score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
             if p.grams:
-                text_grams = _grams(self._content_words(text.surface.split()))
-                text_gram_weight = sum(gram_idf.get(g, max_gram) for g in text_grams)
+                text_grams = self._text_grams[position]
+                text_gram_weight = self._text_gram_weight[position]
                 common = sum(gram_idf.get(g, max_gram) for g in text_grams & query_grams)
                 denominator = math.sqrt(query_gram_weight * text_gram_weight)
                 score += p.grams * (common / denominator if denominator else 0.0)

@@ -279,8 +279,8 @@ class Store:
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a query and return its rows as dictionaries."""
-        async with self._conn.execute(sql, params) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        # One hop to SQLite's thread (execute, fetch, close), not three.
+        return [dict(row) for row in await self._conn.execute_fetchall(sql, params)]
 
     # -- questions and feedback -------------------------------------------------------
 
@@ -366,6 +366,15 @@ class Store:
         )
 
     # -- users and the pathway ----------------------------------------------------------
+
+    async def awaiting(self, user_id: int) -> tuple[str | None, str | None]:
+        """Return what free text the bot expects from a user, and since when (one query)."""
+        rows = await self._rows(
+            "SELECT awaiting, awaiting_since FROM users WHERE user_id = ? "
+            "AND awaiting IS NOT NULL",
+            (user_id,),
+        )
+        return (rows[0]["awaiting"], rows[0]["awaiting_since"]) if rows else (None, None)
 
     async def get_user(self, user_id: int) -> UserState:
         """Return a user's pathway position, statuses and pending dialogue step."""

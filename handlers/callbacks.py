@@ -8,10 +8,22 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
+from bot import actions as act
 from bot.actions import decode
 from handlers.common import engine_of, send_reply, user_of
 
 logger = logging.getLogger(__name__)
+
+
+#: Buttons that show or change one user's data: like /pathway, private chats only.
+PERSONAL = (act.PathChoose, act.PathNav, act.SetStatus, act.Confirm)
+
+
+def _personal(action: act.Action | None) -> bool:
+    """Tell whether a button press touches the presser's personal data."""
+    if isinstance(action, act.Menu):
+        return action.name in ("pathway", "progress")
+    return isinstance(action, PERSONAL)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -21,7 +33,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None or user is None:
         return
     engine = engine_of(context)
-    reply = await engine.handle_action(user, decode(query.data))
+    action = decode(query.data)
+    chat = update.effective_chat
+    if chat is not None and chat.type != chat.PRIVATE and _personal(action):
+        reply = engine.private_only()
+    else:
+        reply = await engine.handle_action(user, action)
     try:
         await query.answer(reply.notice[:200] if reply.notice else None)
     except TelegramError as exc:  # too old to answer: the reply below still goes out

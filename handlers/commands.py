@@ -96,11 +96,13 @@ def _handler(
         if user is None or chat is None:
             return
         engine = engine_of(context)
-        if name in PRIVATE_ONLY and chat.type != chat.PRIVATE:
+        args = list(context.args or [])
+        personal_link = name == "start" and bool(args) and args[0].lower() in PRIVATE_ONLY
+        if (name in PRIVATE_ONLY or personal_link) and chat.type != chat.PRIVATE:
             await send_reply(update, context, engine.private_only())
             return
         await show_typing(update, context)
-        reply = await action(engine, user, list(context.args or []))
+        reply = await action(engine, user, args)
         await send_reply(update, context, reply)
 
     callback.__name__ = f"command_{name}"

@@ -66,7 +66,9 @@ async def test_empty_messages_get_a_hint_and_nothing_is_logged(
     assert await store.unanswered() == []
 
 
-@pytest.mark.parametrize("message", ["🙂🙂🙂", "asdkjh qwpoeiru zmxncb", "what's the best pizza in rome"])
+@pytest.mark.parametrize(
+    "message", ["🙂🙂🙂", "asdkjh qwpoeiru zmxncb", "what's the best pizza in rome"]
+)
 async def test_off_topic_falls_back_honestly_and_is_logged(
     engine: Engine, store: Store, message: str
 ) -> None:
@@ -222,14 +224,15 @@ async def test_school_not_listed_stops_honestly(engine: Engine, store: Store) ->
     reply = await engine.handle_action(ALICE, act.PathChoose("school-eligibility", "not-listed"))
     assert (await store.get_user(ALICE.id)).current_step == "school-not-listed"
     assert (await store.get_user(ALICE.id)).statuses["school-eligibility"] == "blocked"
-    end = await engine.handle_action(ALICE, act.PathChoose("school-not-listed", choice_ids(reply)[0]))
+    stop = act.PathChoose("school-not-listed", choice_ids(reply)[0])
+    end = await engine.handle_action(ALICE, stop)
     assert end.kind == "pathway_end"
 
 
 async def test_a_double_press_does_not_advance_twice(engine: Engine, store: Store) -> None:
     await engine.pathway(ALICE)
     press = act.PathChoose("school-eligibility", "listed")
-    first, second = await asyncio.gather(
+    _, second = await asyncio.gather(
         engine.handle_action(ALICE, press), engine.handle_action(ALICE, press)
     )
     user = await store.get_user(ALICE.id)

@@ -28,13 +28,11 @@ from bot import actions as act
 from bot.app import RedactSecrets, install_redaction
 from bot.bundle import Bundle, KnowledgeHolder, load_bundle
 from bot.config import KnowledgeSettings, Settings, TelegramSettings
-from bot.reply import Button, Reply, Span, Style, bold, link
+from bot.reply import Button, Reply, Span, bold, link
 from bot.store import Store
 from handlers.common import send_reply
 from handlers.render import MESSAGE_LIMIT
-from tests.conftest import KNOWLEDGE
 from tests.tg import (
-    BOT_ID,
     GROUP_ID,
     USER_ID,
     BotHarness,
@@ -49,10 +47,11 @@ from tests.tg import (
     utf16_len,
 )
 
+KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 TOKEN = "123456789:AAH-test-token-NEVER-in-logs_0123456789"
 ANSWERED = "what OET score do I need"  # -> ecfmg-oet-medicine (python -m bot ask --json)
 ANSWERED_ID = "ecfmg-oet-medicine"
-AMBIGUOUS = "step"  # -> usmle-step1 / usmle-step2ck / usmle-step3, "did you mean"
+AMBIGUOUS = "usmle step"  # a vague question ("did you mean" when this was written)
 FALLBACK = "banana bread recipe"
 
 
@@ -119,7 +118,8 @@ def topic_of(call: Call) -> str | None:
 
 def opened_topics(call: Call) -> list[str]:
     """Return the topic ids of the 'open topic' buttons of a message."""
-    return [a.topic_id for a in map(act.decode, call.callback_data) if isinstance(a, act.OpenTopic)]
+    actions = map(act.decode, call.callback_data)
+    return [a.topic_id for a in actions if isinstance(a, act.OpenTopic)]
 
 
 def assert_no_refusals(calls: list[Call]) -> None:
@@ -248,28 +248,45 @@ async def test_a_question_gets_an_html_answer_with_sources_and_buttons(
     assert topic.title in answer.visible
 
 
+FOUR_FEES = "".join(
+    f"  - id: exam-fee-{name}\n"
+    f"    title: {name.title()} exam fee\n"
+    f"    questions: [how much is the {name} exam fee, {name} exam fee]\n"
+    f"    answer: The {name} fee.\n"
+    for name in ("alpha", "beta", "gamma", "delta")
+)
+
+
 async def test_an_ambiguous_question_offers_topics_and_none_of_these(
-    tg: BotHarness, store: Store, real_bundle: Bundle
+    tmp_path: Path, store: Store
 ) -> None:
-    offer = only_reply(await tg.say(AMBIGUOUS))
-    topics = opened_topics(offer)
-    assert 1 <= len(topics) <= 3 and all(t in real_bundle.kb.by_id for t in topics)
-    assert "usmle-step1" in topics
-    none_of_these = [d for d in offer.callback_data if isinstance(act.decode(d), act.NoneOfThese)]
-    assert len(none_of_these) == 1
-    assert await store.unanswered() == []  # an offer is not (yet) unanswered
+    # Four topics equally close to the question (python -m bot ask --kb says "ambiguous").
+    harness = await custom_harness(write_kb(tmp_path / "kb", FOUR_FEES), store)
+    question = "how much is the exam fee"
+    try:
+        offer = only_reply(await harness.say(question))
+        topics = opened_topics(offer)
+        assert len(topics) == 3  # the top three of four
+        assert set(topics) < {f"exam-fee-{n}" for n in ("alpha", "beta", "gamma", "delta")}
+        none_of_these = [
+            d for d in offer.callback_data if isinstance(act.decode(d), act.NoneOfThese)
+        ]
+        assert len(none_of_these) == 1 and offer.callback_data[-1] == none_of_these[0]
+        assert await store.unanswered() == []  # an offer is not (yet) unanswered
 
-    calls = await tg.press(none_of_these[0])
-    assert_answered_once(calls)
-    logged = await store.unanswered()
-    assert [(r["text"], r["reason"]) for r in logged] == [(AMBIGUOUS, "none_of_these")]
+        calls = await harness.press(none_of_these[0])
+        assert_answered_once(calls)
+        logged = await store.unanswered()
+        assert [(r["text"], r["reason"]) for r in logged] == [(question, "none_of_these")]
 
-    again = await tg.press(none_of_these[0])  # a double tap logs nothing twice
-    assert_answered_once(again)
-    assert len(await store.unanswered()) == 1
+        again = await harness.press(none_of_these[0])  # a double tap logs nothing twice
+        assert_answered_once(again)
+        assert len(await store.unanswered()) == 1
 
-    picked = only_reply(await tg.press(f"t:{topics[0]}"))
-    assert topic_of(picked) == topics[0]
+        picked = only_reply(await harness.press(f"t:{topics[0]}"))
+        assert topic_of(picked) == topics[0]
+    finally:
+        await harness.stop()
 
 
 async def test_a_fallback_is_logged_for_staff(tg: BotHarness, store: Store) -> None:
@@ -365,6 +382,20 @@ async def test_a_button_on_a_deleted_message_still_gets_a_reply(tg: BotHarness) 
     shown = replies(calls)
     assert [c.method for c in shown] == ["sendMessage"]  # sent anew instead of edited
     assert "b::0" in shown[0].callback_data
+
+
+async def test_pressing_the_same_browse_button_twice_is_harmless(tg: BotHarness) -> None:
+    await tg.say("/topics")
+    message = tg.message_with("b:usmle:0")
+    first = await tg.feed(callback_update(tg.bot, "b:usmle:0", message=message))
+    second = await tg.feed(callback_update(tg.bot, "b:usmle:0", message=message))
+    assert_answered_once(first)
+    assert_answered_once(second)
+    assert [c.method for c in replies(first)] == ["editMessageText"]
+    # Telegram refuses an edit that changes nothing; the bot must not send a duplicate.
+    assert [(c.method, bool(c.error)) for c in second if c.method != "answerCallbackQuery"] == [
+        ("editMessageText", True)
+    ]
 
 
 async def test_every_keyboard_fits_64_bytes_and_decodes(tg: BotHarness) -> None:
@@ -533,6 +564,35 @@ async def test_a_photo_gets_the_text_only_reply(tg: BotHarness, store: Store) ->
     reply = only_reply(calls)
     assert reply.chat_id == USER_ID and reply.callback_data == []
     assert await store.unanswered() == []
+    assert await tg.feed(photo_update(tg.bot, chat_id=GROUP_ID)) == []  # silence in groups
+
+
+PERSONAL_IN_GROUP = ["m:pathway", "m:progress", "p:school-eligibility:listed",
+                     "q:edit:school-eligibility", "s:2:school-eligibility", "c:forget:1"]
+
+
+@pytest.mark.parametrize("data", PERSONAL_IN_GROUP)
+async def test_personal_buttons_are_declined_in_groups(
+    tg: BotHarness, store: Store, data: str
+) -> None:
+    """A button is a command by other means: it must not show or change personal data there."""
+    await tg.say(FALLBACK)  # something stored about the user, in private
+    await tg.feed(command_update(tg.bot, "/start", chat_id=GROUP_ID))
+    group_message = tg.message_with("m:pathway", chat_id=GROUP_ID)
+    calls = await tg.feed(callback_update(tg.bot, data, message=group_message))
+    assert_answered_once(calls)
+    shown = replies(calls)
+    assert all(c.chat_id == GROUP_ID for c in shown)
+    steps = {"p", "q", "s"}
+    assert not [d for c in shown for d in c.callback_data if d[0] in steps], "pathway shown"
+    state = await store.get_user(USER_ID)
+    assert (state.current_step, state.statuses) == (None, {})
+    assert len((await store.export(USER_ID))["questions"]) == 1
+
+
+async def test_a_start_link_to_the_pathway_is_declined_in_groups(tg: BotHarness) -> None:
+    calls = await tg.feed(command_update(tg.bot, "/start pathway", chat_id=GROUP_ID))
+    assert not [d for c in replies(calls) for d in c.callback_data if d.startswith("p:")]
 
 
 # -- the pathway through Telegram -----------------------------------------------------------
@@ -562,6 +622,19 @@ async def test_pathway_choices_back_double_press_explain_and_stop(
     state = await store.get_user(USER_ID)
     assert state.current_step == "myintealth-usmle-id"
     assert len(await store.history(USER_ID)) == 1
+
+    # Two taps processed at the same time (production runs updates concurrently).
+    current = tg.message_with("p:myintealth-usmle-id:done")
+    taps = [
+        callback_update(tg.bot, "p:myintealth-usmle-id:done", message=current)
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(tg.app.process_update(t) for t in taps))
+    state = await store.get_user(USER_ID)
+    assert len(await store.history(USER_ID)) == 2  # one more step, recorded once
+    assert state.statuses["myintealth-usmle-id"] == "done"
+    await tg.press(f"q:back:{state.current_step}")
+    assert (await store.get_user(USER_ID)).current_step == "myintealth-usmle-id"
 
     calls = await tg.press("q:back:myintealth-usmle-id")
     assert_answered_once(calls)
@@ -705,14 +778,14 @@ async def test_the_token_never_reaches_the_log(
 # -- live reload ---------------------------------------------------------------------------
 
 
-async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    """Poll an async predicate until it holds or the timeout passes."""
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate: Any, within: float = 5.0) -> None:
+    """Poll an async predicate until it holds or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await predicate():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s")
+    raise AssertionError(f"not within {within} s")
 
 
 NEW_TOPIC = """
@@ -748,7 +821,7 @@ async def test_live_reload_serves_good_edits_and_reports_broken_ones(
             return bool(reply) and topic_of(reply[-1]) == "zz-live-reload"
 
         started = time.monotonic()
-        await _wait_for(answers_new_topic, timeout=5.0)
+        await _wait_for(answers_new_topic, within=5.0)
         assert time.monotonic() - started < 5.0
 
         broken = kb_dir / "visas.yaml"
@@ -760,7 +833,7 @@ async def test_live_reload_serves_good_edits_and_reports_broken_ones(
         async def admin_told() -> bool:
             return any(c.chat_id == admin for c in harness.request.of("sendMessage"))
 
-        await _wait_for(admin_told, timeout=5.0)
+        await _wait_for(admin_told, within=5.0)
         (report,) = [c for c in harness.request.of("sendMessage") if c.chat_id == admin]
         assert re.search(r"visas\.yaml:\d+", report.text), report.text
         # The last good knowledge base keeps serving, new topic included.

@@ -221,6 +221,7 @@ class RecordingRequest(BaseRequest):
         #: Method name -> an exception to raise once, as a broken network would.
         self.raise_once: dict[str, Exception] = {}
         self._ids = itertools.count(1000)
+        self._answered: set[str] = set()
 
     @property
     def read_timeout(self) -> float | None:
@@ -365,6 +366,13 @@ class RecordingRequest(BaseRequest):
                 int(params["chat_id"]), document=document, caption=params.get("caption")
             )
         if api == "answerCallbackQuery":
+            query_id = str(params.get("callback_query_id"))
+            if self.strict and query_id in self._answered:
+                raise TelegramRefusal(
+                    "Bad Request: query is too old and response timeout expired or query ID is "
+                    "invalid"
+                )
+            self._answered.add(query_id)
             if self.strict and utf16_len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
                 raise TelegramRefusal("Bad Request: MESSAGE_TOO_LONG")
             return True
@@ -467,7 +475,7 @@ def group_update(
     )
 
 
-def photo_update(bot: Bot, *, user_id: int = USER_ID) -> Update:
+def photo_update(bot: Bot, *, user_id: int = USER_ID, chat_id: int | None = None) -> Update:
     """A photo without a caption."""
     photo = [
         {"file_id": "p-small", "file_unique_id": "ps", "width": 90, "height": 90,
@@ -475,7 +483,7 @@ def photo_update(bot: Bot, *, user_id: int = USER_ID) -> Update:
         {"file_id": "p-big", "file_unique_id": "pb", "width": 800, "height": 800,
          "file_size": 64000},
     ]
-    message = _message_dict(None, user_id=user_id, chat_id=None, photo=photo)
+    message = _message_dict(None, user_id=user_id, chat_id=chat_id, photo=photo)
     return make_update(bot, {"message": message})
 
 
