@@ -157,7 +157,7 @@ class Engine:
         return (
             (
                 Button("❓ Ask a question", act.Menu("ask")),
-                Button("📚 Browse topics", act.Browse()),
+                Button("📚 Browse topics", act.Menu("topics")),
             ),
             (
                 Button("🧭 My pathway", act.Menu("pathway")),
@@ -208,7 +208,7 @@ class Engine:
                     "the official page is right. Nothing here is legal or immigration advice."
                 ),
             ),
-            buttons=((Button("📚 Browse topics", act.Browse()),),),
+            buttons=((Button("📚 Browse topics", act.Menu("topics")),),),
             kind="about",
         )
 
@@ -353,7 +353,7 @@ class Engine:
                 "You could try again with a key term (like “OET”, “Step 2 CK”, “ERAS” or "
                 "“J-1 waiver”), or browse the topics I know.",
             ),
-            ((Button("📚 Browse topics", act.Browse()),),),
+            ((Button("📚 Browse topics", act.Menu("topics")),),),
             kind="fallback",
         )
 
@@ -391,7 +391,7 @@ class Engine:
                 )
             return Reply(
                 text(thanks + " You can ask another question any time."),
-                ((Button("📚 Browse topics", act.Browse()),),),
+                ((Button("📚 Browse topics", act.Menu("topics")),),),
                 kind="thanks",
             )
         return await self._answer(user, message)
@@ -465,7 +465,7 @@ class Engine:
                         "Thanks for telling me. I've passed your question on to the team so "
                         "they can add an answer. Meanwhile, try other words, or browse:"
                     ),
-                    ((Button("📚 Browse topics", act.Browse()),),),
+                    ((Button("📚 Browse topics", act.Menu("topics")),),),
                     kind="none_of_these",
                     notice="Passed on to the team.",
                 )

@@ -27,10 +27,9 @@ PATHWAY_FILE = "pathway.yaml"
 SPECIAL_FILES = frozenset({SYNONYMS_FILE, PATHWAY_FILE})
 SUPPORTED_VERSIONS = frozenset({1})
 
-#: Telegram's limit for one message, in characters, once rendered.
-TELEGRAM_MESSAGE_LIMIT = 4096
-#: Room kept for the title, the sources and the review date around an answer.
-ANSWER_FRAME_ALLOWANCE = 700
+#: Telegram allows 4,096 characters; the bot splits longer messages at 4,000, so one
+#: answer must fit in that to go out as one message.
+TELEGRAM_MESSAGE_LIMIT = 4000
 DEFAULT_CATEGORY = "General"
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -267,10 +266,20 @@ def _parse_date(value: Any) -> dt.date | None:
 
 
 def rendered_length(topic: Topic) -> int:
-    """Estimate the visible length of a topic's answer message as the bot sends it."""
-    frame = len(topic.title) + 2
-    frame += sum(len(s.title) + 4 for s in topic.sources) + 40  # "Sources:" and review line
-    return frame + len(topic.answer)
+    """Estimate the visible length of a topic's answer message as the bot sends it.
+
+    The frame is what :func:`bot.views.topic_reply` puts around the answer: the title,
+    "Official sources:" with each source's title, and the review line.
+    """
+    frame = _units(topic.title) + 2 + len("Official sources: ") + 1
+    frame += sum(_units(s.title) + 3 for s in topic.sources)
+    frame += len("Last reviewed 25 Nov 2026. Official pages win if they differ.")
+    return frame + _units(topic.answer) + 4
+
+
+def _units(text: str) -> int:
+    """Count UTF-16 code units, as Telegram does (an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _parse_topic(raw: Any, line: int, check: _FileChecker, today: dt.date) -> Topic | None:
@@ -384,8 +393,8 @@ def _parse_topic(raw: Any, line: int, check: _FileChecker, today: dt.date) -> To
         check.add(
             raw.line_of("answer"),
             f"the answer of {what} is about "
-            f"{rendered_length(topic)} characters once rendered, over Telegram's {limit} "
-            "for one message; shorten it or split it into topics linked by 'follow_ups'",
+            f"{rendered_length(topic)} characters once rendered, over the {limit} that fit in "
+            "one Telegram message; shorten it or split it into topics linked by 'follow_ups'",
         )
     return topic
 

@@ -188,7 +188,7 @@ def test_an_answer_too_long_for_one_telegram_message_is_refused(tmp_path: Path) 
         """)
     kb, problems = load_knowledge(tmp_path)
     assert kb is None
-    assert any("over Telegram's 4096" in p.message and "split" in p.message for p in problems)
+    assert any("over the 4000 that fit" in p.message and "split" in p.message for p in problems)
 
 
 def test_duplicate_yaml_keys_and_missing_version_are_reported(tmp_path: Path) -> None:
