@@ -63,7 +63,6 @@ class KnowledgeHolder:
         self._bundle = bundle
         self._fingerprint = fingerprint(self.path)
         self._failed_fingerprint: tuple[tuple[str, int, int], ...] | None = None
-        self.last_problems: tuple[Problem, ...] = ()
 
     @property
     def bundle(self) -> Bundle:
@@ -81,7 +80,6 @@ class KnowledgeHolder:
         bundle, problems = load_bundle(self.path)
         if bundle is None:
             self._failed_fingerprint = current
-            self.last_problems = tuple(problems)
             logger.error(
                 "knowledge reload failed; still serving the previous version:\n%s",
                 "\n".join(str(p) for p in problems),
@@ -90,7 +88,6 @@ class KnowledgeHolder:
         self._bundle = bundle  # the atomic swap: readers see the old or the new, never a mix
         self._fingerprint = current
         self._failed_fingerprint = None
-        self.last_problems = ()
         logger.info("knowledge reloaded: %d topics", len(bundle.kb.topics))
         return True, []
 

@@ -21,6 +21,8 @@ from bot.store import Store, UserState
 
 logger = logging.getLogger(__name__)
 
+OTHER_STEP = "That button was for another step; here is where you are now."
+
 
 class Guide:
     """Walks one user at a time through the pathway; the engine serialises calls per user."""
@@ -57,7 +59,7 @@ class Guide:
                         state,
                         current,
                         edit=True,
-                        notice="That button was for another step; here is where you are now.",
+                        notice=OTHER_STEP,
                     )
                 transition = pathway.choose(current, choice_id)
                 if transition is None:
@@ -123,7 +125,7 @@ class Guide:
                 state,
                 current,
                 edit=True,
-                notice="That button was for another step; here is where you are now.",
+                notice=OTHER_STEP,
             )
         if verb == "back":
             previous = pathway.previous(_live_trail(pathway, state.trail) or [current])

@@ -8,7 +8,7 @@ pre-rendered HTML) means escaping happens in exactly one place per front end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.actions import Action
@@ -62,7 +62,6 @@ class Reply:
     notice: str | None = None
     #: Replace the message the pressed button was on, instead of sending a new one.
     edit: bool = False
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def plain_text(self) -> str:

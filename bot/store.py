@@ -113,13 +113,11 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class UserState:
-    """Where a user stands in the pathway and what the bot is waiting for."""
+    """Where a user stands in the pathway (the pending dialogue is :meth:`Store.awaiting`)."""
 
     user_id: int
     current_step: str | None = None
     trail: tuple[str, ...] = ()
-    awaiting: str | None = None
-    awaiting_since: str | None = None
     statuses: dict[str, str] = field(default_factory=dict)
     choices: dict[str, str] = field(default_factory=dict)
 
@@ -379,7 +377,7 @@ class Store:
     async def get_user(self, user_id: int) -> UserState:
         """Return a user's pathway position, statuses and pending dialogue step."""
         rows = await self._rows(
-            "SELECT current_step, trail, awaiting, awaiting_since FROM users WHERE user_id = ?",
+            "SELECT current_step, trail FROM users WHERE user_id = ?",
             (user_id,),
         )
         progress = await self._rows(
@@ -398,8 +396,6 @@ class Store:
             user_id,
             current_step=row["current_step"],
             trail=trail,
-            awaiting=row["awaiting"],
-            awaiting_since=row["awaiting_since"],
             statuses=statuses,
             choices=choices,
         )
