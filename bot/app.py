@@ -97,7 +97,7 @@ def build_application(
     """Build the PTB application with the engine on bot_data and every handler registered."""
     from handlers import register_all
     from handlers.commands import COMMANDS
-    from handlers.common import ENGINE_KEY
+    from handlers.common import ENGINE_KEY, TYPING_AFTER_KEY
 
     tg = settings.telegram
     builder: ApplicationBuilder = Application.builder().token(token or tg.token or "")  # type: ignore[type-arg]
@@ -140,6 +140,7 @@ def build_application(
     builder = builder.post_init(post_init).post_shutdown(post_shutdown)
     app = builder.build()
     app.bot_data[ENGINE_KEY] = engine
+    app.bot_data[TYPING_AFTER_KEY] = tg.typing_after
     register_all(app)
     return app
 

@@ -53,6 +53,7 @@ class TelegramSettings:
     admins: tuple[int, ...] = ()
     rate_limiter: bool = True
     concurrent_updates: int = 16
+    typing_after: float = 0.5
 
 
 @dataclass(frozen=True)

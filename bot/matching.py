@@ -484,22 +484,26 @@ class Matcher:
         scorer = getattr(fuzz, p.scorer)
         gram_idf = self._gram_idf
         max_gram = self._max_gram_idf
-        query_grams = _grams(self._content_words(words))
-        query_gram_weight = sum(gram_idf.get(g, max_gram) for g in query_grams)
+        # The question's trigrams with their weights: one lookup per shared trigram below.
+        query_grams = {g: gram_idf.get(g, max_gram) for g in _grams(self._content_words(words))}
+        query_gram_weight = sum(query_grams.values())
+        query_gram_set = set(query_grams)  # set & set is faster than set & dict keys
+        gram_of = query_grams.__getitem__
+        weight_of = weights.__getitem__
+        text_grams_of = self._text_grams
+        text_gram_weights = self._text_gram_weight
         base = p.coverage + p.precision + p.fuzzy + p.grams
         best_text: dict[int, float] = {}
         for position in shortlist:
             text = texts[position]
-            shared = sum(weights[s] for s in text.stems & query_set)
+            shared = sum(map(weight_of, text.stems & query_set))
             coverage = shared / total
             precision = shared / text.weight if text.weight > 0 else 0.0
             similarity = scorer(query_stemmed, text.stemmed) / 100.0
             score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
             if p.grams:
-                text_grams = self._text_grams[position]
-                text_gram_weight = self._text_gram_weight[position]
-                common = sum(gram_idf.get(g, max_gram) for g in text_grams & query_grams)
-                denominator = math.sqrt(query_gram_weight * text_gram_weight)
+                common = sum(map(gram_of, text_grams_of[position] & query_gram_set))
+                denominator = math.sqrt(query_gram_weight * text_gram_weights[position])
                 score += p.grams * (common / denominator if denominator else 0.0)
             score *= text.factor / base
             if score > best_text.get(text.topic, -1.0):

@@ -132,6 +132,10 @@ class Store:
         self._pending: list[tuple[Sequence[tuple[str, Sequence[Any]]], asyncio.Future[int | None]]]
         self._pending = []
         self._flusher: asyncio.Future[None] | None = None
+        # Users who may have a pending dialogue step. Most messages are plain questions
+        # from users with none, and this spares them a query. A superset is harmless (the
+        # database has the last word); this process is the only writer of the column.
+        self._maybe_awaiting: set[int] = set()
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -149,6 +153,8 @@ class Store:
             await conn.execute("PRAGMA busy_timeout=5000")
             store = cls(conn, path)
             await store._migrate()
+            rows = await store._rows("SELECT user_id FROM users WHERE awaiting IS NOT NULL")
+            store._maybe_awaiting.update(int(row["user_id"]) for row in rows)
         except BaseException:
             await conn.close()
             raise
@@ -366,7 +372,9 @@ class Store:
     # -- users and the pathway ----------------------------------------------------------
 
     async def awaiting(self, user_id: int) -> tuple[str | None, str | None]:
-        """Return what free text the bot expects from a user, and since when (one query)."""
+        """Return what free text the bot expects from a user, and since when."""
+        if user_id not in self._maybe_awaiting:
+            return None, None
         rows = await self._rows(
             "SELECT awaiting, awaiting_since FROM users WHERE user_id = ? "
             "AND awaiting IS NOT NULL",
@@ -449,6 +457,8 @@ class Store:
     async def set_awaiting(self, user_id: int, awaiting: str | None) -> None:
         """Remember (or clear) what free text the bot expects next from this user."""
         now = _now()
+        if awaiting:
+            self._maybe_awaiting.add(user_id)
         await self._write(
             [
                 (
@@ -460,6 +470,8 @@ class Store:
                 )
             ]
         )
+        if not awaiting:
+            self._maybe_awaiting.discard(user_id)
 
     async def reset_progress(self, user_id: int) -> None:
         """Clear a user's pathway position and statuses (history is kept)."""
@@ -514,3 +526,4 @@ class Store:
                 for table in ("questions", "feedback", "progress", "progress_history", "users")
             ]
         )
+        self._maybe_awaiting.discard(user_id)

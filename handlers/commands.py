@@ -10,7 +10,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bot.engine import Engine, User
 from bot.reply import Reply
-from handlers.common import engine_of, send_reply, show_typing, user_of
+from handlers.common import engine_of, send_reply, typing_shown, user_of
 
 #: The command list Telegram shows in its menu (set at start-up).
 COMMANDS = (
@@ -101,8 +101,8 @@ def _handler(
         if (name in PRIVATE_ONLY or personal_link) and chat.type != chat.PRIVATE:
             await send_reply(update, context, engine.private_only())
             return
-        await show_typing(update, context)
-        reply = await action(engine, user, args)
+        async with typing_shown(update, context):
+            reply = await action(engine, user, args)
         await send_reply(update, context, reply)
 
     callback.__name__ = f"command_{name}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from io import BytesIO
 
 from telegram import InputFile, LinkPreviewOptions, Update
@@ -17,6 +20,7 @@ from handlers.render import render_html, render_keyboard
 logger = logging.getLogger(__name__)
 
 ENGINE_KEY = "engine"
+TYPING_AFTER_KEY = "typing_after"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -36,15 +40,47 @@ def user_of(update: Update) -> User | None:
     return User(tg_user.id, tg_user.first_name)
 
 
-async def show_typing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Tell the user the bot is working; a failure here must not stop the answer."""
+@contextlib.asynccontextmanager
+async def typing_shown(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> AsyncIterator[None]:
+    """Show "typing..." while the body runs, if it runs longer than ``typing_after`` seconds.
+
+    Most answers are ready in a millisecond or two, long before a person could see an
+    indicator, so it is only sent when the work is slow (a busy database, a large export).
+    That also keeps it from spending the bot's Telegram rate budget on every message.
+    """
     chat = update.effective_chat
+    delay = context.bot_data.get(TYPING_AFTER_KEY, 0.0)
     if chat is None:
+        yield
         return
+    bot, chat_id = context.bot, chat.id
+
+    async def send() -> None:
+        try:
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except Exception as exc:  # typing is cosmetic: never let it stop the answer
+            logger.debug("send_chat_action failed: %s", exc)
+
+    if delay <= 0:
+        await send()
+        yield
+        return
+    pending: set[asyncio.Task[None]] = set()
+
+    def start() -> None:
+        task = asyncio.ensure_future(send())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    timer = asyncio.get_running_loop().call_later(delay, start)
     try:
-        await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
-    except Exception as exc:  # typing is cosmetic
-        logger.debug("send_chat_action failed: %s", exc)
+        yield
+    finally:
+        timer.cancel()
+        for task in pending:  # still on its way: it would show "typing" after the answer
+            task.cancel()
 
 
 async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:

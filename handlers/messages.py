@@ -12,7 +12,7 @@ import re
 from telegram import Message, MessageEntity, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from handlers.common import engine_of, send_reply, show_typing, user_of
+from handlers.common import engine_of, send_reply, typing_shown, user_of
 
 
 class _AddressedToBot(filters.MessageFilter):
@@ -51,8 +51,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = message.text
     if message.chat.type != message.chat.PRIVATE:
         text = _strip_mention(text, context.bot.username)
-    await show_typing(update, context)
-    reply = await engine_of(context).handle_text(user, text)
+    async with typing_shown(update, context):
+        reply = await engine_of(context).handle_text(user, text)
     await send_reply(update, context, reply)
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot import actions as act
-from bot.bundle import KnowledgeHolder, load_bundle
+from bot.bundle import Bundle, KnowledgeHolder, load_bundle
 from bot.config import MatchingSettings
 from bot.engine import Engine, User
 from bot.reply import Reply, Style
 from bot.store import Store
+from tests.conftest import KNOWLEDGE
 
 ALICE = User(1001, "Alice")
 BOB = User(1002, "Bob")
@@ -181,6 +182,24 @@ async def test_not_helpful_takes_the_next_message_as_a_comment(
     # the dialogue is over: the next message is a question again
     follow = await engine.handle_text(ALICE, "Is Step 2 CS still required?")
     assert follow.topic_id == "ecfmg-step2cs-discontinued"
+
+
+async def test_a_pending_comment_survives_a_restart(
+    real_bundle: Bundle, tmp_path: Path
+) -> None:
+    path = tmp_path / "restart.sqlite3"
+    async with await Store.open(path) as store:
+        engine = Engine(KnowledgeHolder(KNOWLEDGE, real_bundle), store, MatchingSettings())
+        await engine.handle_action(ALICE, act.Feedback("usmle-step1", False))
+    async with await Store.open(path) as store:  # the process was restarted
+        engine = Engine(KnowledgeHolder(KNOWLEDGE, real_bundle), store, MatchingSettings())
+        reply = await engine.handle_text(ALICE, "the fee for step 1 in my country")
+        assert reply.kind in {"thanks", "answer"}
+        comment = (await store.export(ALICE.id))["feedback"][0]["comment"]
+        assert comment == "the fee for step 1 in my country"
+        # someone who was never asked anything still gets an answer, not a "thanks"
+        other = await engine.handle_text(User(2002, "Bo"), "Is Step 2 CS still required?")
+        assert other.topic_id == "ecfmg-step2cs-discontinued"
 
 
 async def test_skip_ends_the_dialogue(engine: Engine, store: Store) -> None:

@@ -31,7 +31,7 @@ from bot.bundle import Bundle, KnowledgeHolder, load_bundle
 from bot.config import KnowledgeSettings, Settings, TelegramSettings
 from bot.reply import Button, Reply, Span, bold, link
 from bot.store import Store
-from handlers.common import send_reply
+from handlers.common import ENGINE_KEY, send_reply
 from handlers.render import MESSAGE_LIMIT
 from tests.tg import (
     GROUP_ID,
@@ -57,11 +57,17 @@ FALLBACK = "banana bread recipe"
 
 
 def tg_settings(
-    kb: Path = KNOWLEDGE, *, reload_interval: float = 0.0, admins: tuple[int, ...] = ()
+    kb: Path = KNOWLEDGE,
+    *,
+    reload_interval: float = 0.0,
+    admins: tuple[int, ...] = (),
+    typing_after: float = 0.5,
 ) -> Settings:
     """Settings for offline tests: sequential updates, no rate limiter, no reload."""
     return Settings(
-        telegram=TelegramSettings(concurrent_updates=1, rate_limiter=False, admins=admins),
+        telegram=TelegramSettings(
+            concurrent_updates=1, rate_limiter=False, admins=admins, typing_after=typing_after
+        ),
         knowledge=KnowledgeSettings(path=str(kb), reload_interval=reload_interval),
     )
 
@@ -152,7 +158,6 @@ async def test_post_init_sets_the_command_list(real_bundle: Bundle, store: Store
 async def test_start_shows_the_main_menu(tg: BotHarness) -> None:
     calls = await tg.say("/start")
     assert_no_refusals(calls)
-    assert calls[0].method == "sendChatAction" and calls[0].params["action"] == "typing"
     menu = only_reply(calls)
     assert menu.method == "sendMessage" and menu.chat_id == USER_ID
     assert menu.params["parse_mode"] == "HTML"
@@ -236,8 +241,8 @@ async def test_a_question_gets_an_html_answer_with_sources_and_buttons(
 ) -> None:
     calls = await tg.say(ANSWERED)
     assert_no_refusals(calls)
-    assert [c.method for c in calls] == ["sendChatAction", "sendMessage"]  # typing first
-    answer = calls[1]
+    assert [c.method for c in calls] == ["sendMessage"]  # instant: no "typing" first
+    answer = calls[0]
     assert answer.params["parse_mode"] == "HTML"
     assert topic_of(answer) == ANSWERED_ID
     topic = real_bundle.kb.by_id[ANSWERED_ID]
@@ -286,6 +291,43 @@ async def test_an_ambiguous_question_offers_topics_and_none_of_these(
 
         picked = only_reply(await harness.press(f"t:{topics[0]}"))
         assert topic_of(picked) == topics[0]
+    finally:
+        await harness.stop()
+
+
+async def test_typing_is_shown_only_when_the_work_is_slow(
+    real_bundle: Bundle, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = await open_harness(
+        tg_settings(typing_after=0.2), KnowledgeHolder(KNOWLEDGE, real_bundle), store
+    )
+    try:
+        # An instant answer: no "typing" request spent before it.
+        assert [c.method for c in await harness.say(ANSWERED)] == ["sendMessage"]
+
+        engine = harness.app.bot_data[ENGINE_KEY]
+        original = engine.handle_text
+
+        async def slow(*args: Any) -> Reply:
+            await asyncio.sleep(0.6)  # a busy database, say
+            return await original(*args)
+
+        monkeypatch.setattr(engine, "handle_text", slow)
+        calls = await harness.say(ANSWERED)
+        assert [c.method for c in calls] == ["sendChatAction", "sendMessage"]
+        assert calls[0].params["action"] == "typing"
+        assert topic_of(calls[1]) == ANSWERED_ID
+    finally:
+        await harness.stop()
+
+
+async def test_typing_can_be_shown_at_once(real_bundle: Bundle, store: Store) -> None:
+    harness = await open_harness(
+        tg_settings(typing_after=0), KnowledgeHolder(KNOWLEDGE, real_bundle), store
+    )
+    try:
+        calls = await harness.say(ANSWERED)
+        assert [c.method for c in calls] == ["sendChatAction", "sendMessage"]
     finally:
         await harness.stop()
 

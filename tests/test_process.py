@@ -175,6 +175,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     config.write_text(
         "telegram:\n"
         "  rate_limiter: false\n"
+        "  typing_after: 0\n"  # show "typing" at once, so the test sees it on the wire
         "knowledge:\n"
         f"  path: {json.dumps(str(KNOWLEDGE))}\n"
         "  reload_interval: 0\n"
