@@ -5,7 +5,8 @@
 - ``check [PATH]``: validate a knowledge directory, print ``file:line: message``;
 - ``ask [--kb PATH] [--json] [QUESTION]``: answer one question, or one per line of stdin;
 - ``pathway --mermaid``: print the guided pathway as a mermaid diagram;
-- ``unanswered``: what users asked that the bot could not answer (for staff).
+- ``unanswered``: what users asked that the bot could not answer (for staff);
+- ``feedback``: Helpful / Not helpful counts per answer, least helpful first (for staff).
 
 Every subcommand takes ``--config PATH`` (or ``IMG_GUIDE_CONFIG``). This module only
 parses arguments, builds objects through :mod:`bot.app` and prints; it holds no
@@ -19,17 +20,20 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+
+Row = dict[str, Any]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     unanswered.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     unanswered.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    feedback = sub.add_parser(
+        "feedback", parents=[common], help="Helpful / Not helpful counts per answer"
+    )
+    feedback.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     return parser
 
 
@@ -162,26 +170,46 @@ def cmd_pathway(settings: Settings, kb_arg: str | None, mermaid: bool, out: Text
     return EXIT_OK
 
 
-def cmd_unanswered(settings: Settings, limit: int, as_json: bool, out: TextIO) -> int:
-    """Print the most recent questions the bot could not answer."""
-    from bot.store import Store
+def _read_store(settings: Settings, query: Callable[[Store], Awaitable[list[Row]]]) -> list[Row]:
+    """Open the configured database, run one read and close it again."""
 
-    async def fetch() -> list[dict[str, object]]:
+    async def fetch() -> list[Row]:
         store = await Store.open(settings.storage.path)
         try:
-            return await store.unanswered(limit=limit)
+            return await query(store)
         finally:
             await store.close()
 
-    rows = asyncio.run(fetch())
-    if as_json:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return EXIT_OK
-    if not rows:
-        out.write("No unanswered questions logged.\n")
+    return asyncio.run(fetch())
+
+
+def _write_rows(rows: list[Row], as_json: bool, columns: Sequence[str], out: TextIO) -> None:
+    """Print rows as JSON lines or as tab-separated columns."""
     for row in rows:
-        out.write(f"{row['asked_at']}\t{row['reason']}\t{_one_line(str(row['text']), 200)}\n")
+        if as_json:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            out.write("\t".join(_one_line(str(row[c]), 200) for c in columns) + "\n")
+
+
+def cmd_unanswered(settings: Settings, limit: int, as_json: bool, out: TextIO) -> int:
+    """Print the most recent questions the bot could not answer."""
+    rows = _read_store(settings, lambda store: store.unanswered(limit=limit))
+    if not rows and not as_json:
+        out.write("No unanswered questions logged.\n")
+    _write_rows(rows, as_json, ("asked_at", "reason", "text"), out)
+    return EXIT_OK
+
+
+def cmd_feedback(settings: Settings, as_json: bool, out: TextIO) -> int:
+    """Print Helpful / Not helpful counts per topic, the least helpful first."""
+    rows = _read_store(settings, lambda store: store.feedback_summary())
+    if not as_json:
+        if not rows:
+            out.write("No feedback recorded yet.\n")
+        else:
+            out.write("not_helpful\thelpful\ttopic\n")
+    _write_rows(rows, as_json, ("not_helpful", "helpful", "topic_id"), out)
     return EXIT_OK
 
 
@@ -203,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_pathway(settings, args.kb, args.mermaid, sys.stdout)
     if command == "unanswered":
         return cmd_unanswered(settings, args.limit, args.json, sys.stdout)
+    if command == "feedback":
+        return cmd_feedback(settings, args.json, sys.stdout)
     if command == "chat":
         from bot.chat import run_chat
 

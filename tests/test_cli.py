@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from bot.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,6 +136,31 @@ def test_chat_reads_standard_input_line_by_line(tmp_path: Path) -> None:
     listed = run("unanswered", "--config", str(config), "--json")
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["text"] for r in rows] == ["qwertyuiop asdf"]
+
+
+def test_feedback_lists_the_least_helpful_answers_first(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite3"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {database}\n")
+    empty = run("feedback", "--config", str(config))
+    assert empty.returncode == 0 and "No feedback" in empty.stdout
+
+    async def give_feedback() -> None:
+        async with await Store.open(database) as store:
+            await store.record_feedback(1, "usmle-step1", True)
+            await store.record_feedback(2, "usmle-step1", True)
+            await store.record_feedback(1, "ecfmg-oet-medicine", False)
+            await store.record_feedback(3, "ecfmg-oet-medicine", False)
+            await store.record_feedback(2, "ecfmg-oet-medicine", True)
+
+    asyncio.run(give_feedback())
+    table = run("feedback", "--config", str(config))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[1:] == ["2\t1\tecfmg-oet-medicine", "0\t2\tusmle-step1"]
+    listed = run("feedback", "--config", str(config), "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert rows[0] == {"topic_id": "ecfmg-oet-medicine", "helpful": 1, "not_helpful": 2}
 
 
 def test_run_without_a_token_explains_and_exits_non_zero(tmp_path: Path) -> None:
