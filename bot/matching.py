@@ -453,7 +453,10 @@ class Matcher:
         postings = self._postings
         # Rare stems fill the accumulator; stems too common to be worth walking their
         # postings only add to texts already found (the rarest one is walked if need be).
-        known = sorted((s for s in weights if s in postings), key=lambda s: len(postings[s]))
+        known = sorted(
+            (s for s in weights if s in postings),
+            key=lambda s: (s in STOPWORDS, len(postings[s])),
+        )
         if not known or total <= 0:
             return []
         accumulated: dict[int, float] = defaultdict(float)
@@ -461,6 +464,16 @@ class Matcher:
         for s in known:
             w = weights[s]
             size = len(postings[s])
+            if s in STOPWORDS and len(accumulated) >= p.shortlist_texts:
+                # Content words found enough candidates: function words only add to
+                # those, they do not bring in candidates of their own.
+                if size > len(accumulated):
+                    found = [t for t in accumulated if s in texts[t].stems]
+                else:
+                    found = [t for t in postings[s] if t in accumulated]
+                for position in found:
+                    accumulated[position] += w
+                continue
             if size <= p.shortlist_cap or (not accumulated and size <= 20 * p.shortlist_cap):
                 for position in postings[s]:
                     accumulated[position] += w

@@ -101,10 +101,10 @@ async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: 
                 reply_markup=markup,
                 link_preview_options=NO_PREVIEW,
             )
-            chunks = []
+            chunks = ()
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
-                chunks = []
+                chunks = ()
             else:  # too old to edit, deleted, ...: send it as a new message instead
                 logger.info("could not edit message, sending a new one: %s", exc)
     for index, chunk in enumerate(chunks):

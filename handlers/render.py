@@ -5,10 +5,14 @@ Escaping happens here and only here: every piece of text goes through
 Telegram limits a message to 4,096 characters (counted in UTF-16 code units
 after entities are parsed); long replies are split at paragraph, line or word
 boundaries, never inside a tag.
+
+Both renderers are pure and their inputs immutable, so their results are cached: the
+same few hundred answers are rendered again and again.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -53,7 +57,8 @@ def _pieces(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def render_html(spans: tuple[Span, ...], limit: int = MESSAGE_LIMIT) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def render_html(spans: tuple[Span, ...], limit: int = MESSAGE_LIMIT) -> tuple[str, ...]:
     """Render spans to one or more HTML messages, each within Telegram's limit."""
     chunks: list[str] = []
     current: list[str] = []
@@ -71,9 +76,10 @@ def render_html(spans: tuple[Span, ...], limit: int = MESSAGE_LIMIT) -> list[str
                 visible += size
     if current:
         chunks.append("".join(current))
-    return [c.strip() for c in chunks if c.strip()]
+    return tuple(c.strip() for c in chunks if c.strip())
 
 
+@functools.lru_cache(maxsize=1024)
 def render_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
     """Turn button rows into an inline keyboard; every callback goes through one encoder."""
     if not rows:
