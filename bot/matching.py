@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
 #: Words of a question considered after normalisation.
 MAX_QUERY_TOKENS = 64
+#: Indexed texts whose trigrams are kept between questions (about 2 KB each).
+GRAM_CACHE_TEXTS = 50_000
 
 # Function words: they carry little meaning, so they weigh little whatever their IDF.
 _STOPWORD_TEXT = """
@@ -273,13 +275,11 @@ class Matcher:
         self._max_idf = max(idf.values(), default=1.0)
         self._max_gram_idf = max(gram_idf.values(), default=1.0)
         self._inverse_weight = tuple(1.0 / (t.weight + 1.0) for t in texts)
-        # A text's trigrams and their weight do not depend on the question: compute them once.
-        self._text_grams = tuple(
-            frozenset(_grams(self._content_words(t.surface.split()))) for t in texts
-        )
-        self._text_gram_weight = tuple(
-            sum(gram_idf.get(g, self._max_gram_idf) for g in grams) for grams in self._text_grams
-        )
+        # A text's trigrams and their weight do not depend on the question: they are
+        # computed the first time the text is shortlisted and kept, for up to
+        # GRAM_CACHE_TEXTS texts (all of them in a knowledge base of ordinary size).
+        # Filling a dict is atomic under the GIL, so sharing the matcher stays safe.
+        self._gram_cache: dict[int, tuple[frozenset[str], float]] = {}
 
     # -- building -----------------------------------------------------------------
 
@@ -440,6 +440,14 @@ class Matcher:
             return [w for w in words if w not in STOPWORDS] or words
         return words
 
+    def _text_grams(self, position: int) -> tuple[frozenset[str], float]:
+        """Return an indexed text's trigrams and their total weight (cached)."""
+        grams = frozenset(_grams(self._content_words(self._texts[position].surface.split())))
+        found = grams, sum(self._gram_idf.get(g, self._max_gram_idf) for g in grams)
+        if len(self._gram_cache) < GRAM_CACHE_TEXTS:
+            self._gram_cache[position] = found
+        return found
+
     def rank(self, query: str, limit: int = 5) -> list[Candidate]:
         """Return up to ``limit`` topics for the question, best first, one entry per topic."""
         if limit <= 0:
@@ -503,8 +511,7 @@ class Matcher:
         query_gram_set = set(query_grams)  # set & set is faster than set & dict keys
         gram_of = query_grams.__getitem__
         weight_of = weights.__getitem__
-        text_grams_of = self._text_grams
-        text_gram_weights = self._text_gram_weight
+        gram_cache = self._gram_cache
         base = p.coverage + p.precision + p.fuzzy + p.grams
         best_text: dict[int, float] = {}
         for position in shortlist:
@@ -515,8 +522,12 @@ class Matcher:
             similarity = scorer(query_stemmed, text.stemmed) / 100.0
             score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
             if p.grams:
-                common = sum(map(gram_of, text_grams_of[position] & query_gram_set))
-                denominator = math.sqrt(query_gram_weight * text_gram_weights[position])
+                cached = gram_cache.get(position)
+                if cached is None:
+                    cached = self._text_grams(position)
+                text_grams, text_gram_weight = cached
+                common = sum(map(gram_of, text_grams & query_gram_set))
+                denominator = math.sqrt(query_gram_weight * text_gram_weight)
                 score += p.grams * (common / denominator if denominator else 0.0)
             score *= text.factor / base
             if score > best_text.get(text.topic, -1.0):
