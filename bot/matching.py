@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
 #: Words of a question considered after normalisation.
 MAX_QUERY_TOKENS = 64
-#: Indexed texts whose trigrams are kept between questions (about 2 KB each).
+#: Indexed texts whose trigrams are computed once at build time (about 4 KB each).
 GRAM_CACHE_TEXTS = 50_000
 
 # Function words: they carry little meaning, so they weigh little whatever their IDF.
@@ -276,10 +276,13 @@ class Matcher:
         self._max_gram_idf = max(gram_idf.values(), default=1.0)
         self._inverse_weight = tuple(1.0 / (t.weight + 1.0) for t in texts)
         # A text's trigrams and their weight do not depend on the question: they are
-        # computed the first time the text is shortlisted and kept, for up to
-        # GRAM_CACHE_TEXTS texts (all of them in a knowledge base of ordinary size).
-        # Filling a dict is atomic under the GIL, so sharing the matcher stays safe.
-        self._gram_cache: dict[int, tuple[frozenset[str], float]] = {}
+        # computed once, here, for up to GRAM_CACHE_TEXTS texts (all of them in a
+        # knowledge base of ordinary size); a huge one computes the rest per question.
+        shared: dict[str, str] = {}  # one string object per distinct trigram
+        self._gram_cache = tuple(
+            self._text_grams(position, shared)
+            for position in range(min(len(texts), GRAM_CACHE_TEXTS))
+        )
 
     # -- building -----------------------------------------------------------------
 
@@ -440,13 +443,15 @@ class Matcher:
             return [w for w in words if w not in STOPWORDS] or words
         return words
 
-    def _text_grams(self, position: int) -> tuple[frozenset[str], float]:
-        """Return an indexed text's trigrams and their total weight (cached)."""
-        grams = frozenset(_grams(self._content_words(self._texts[position].surface.split())))
-        found = grams, sum(self._gram_idf.get(g, self._max_gram_idf) for g in grams)
-        if len(self._gram_cache) < GRAM_CACHE_TEXTS:
-            self._gram_cache[position] = found
-        return found
+    def _text_grams(
+        self, position: int, shared: dict[str, str] | None = None
+    ) -> tuple[frozenset[str], float]:
+        """Return an indexed text's trigrams (with ``shared``: interned) and their weight."""
+        found = _grams(self._content_words(self._texts[position].surface.split()))
+        if shared is not None:
+            found = {shared.setdefault(g, g) for g in found}
+        grams = frozenset(found)
+        return grams, sum(self._gram_idf.get(g, self._max_gram_idf) for g in grams)
 
     def rank(self, query: str, limit: int = 5) -> list[Candidate]:
         """Return up to ``limit`` topics for the question, best first, one entry per topic."""
@@ -512,6 +517,7 @@ class Matcher:
         gram_of = query_grams.__getitem__
         weight_of = weights.__getitem__
         gram_cache = self._gram_cache
+        cached = len(gram_cache)
         base = p.coverage + p.precision + p.fuzzy + p.grams
         best_text: dict[int, float] = {}
         for position in shortlist:
@@ -522,10 +528,9 @@ class Matcher:
             similarity = scorer(query_stemmed, text.stemmed) / 100.0
             score = p.coverage * coverage + p.precision * precision + p.fuzzy * similarity
             if p.grams:
-                cached = gram_cache.get(position)
-                if cached is None:
-                    cached = self._text_grams(position)
-                text_grams, text_gram_weight = cached
+                text_grams, text_gram_weight = (
+                    gram_cache[position] if position < cached else self._text_grams(position)
+                )
                 common = sum(map(gram_of, text_grams & query_gram_set))
                 denominator = math.sqrt(query_gram_weight * text_gram_weight)
                 score += p.grams * (common / denominator if denominator else 0.0)
