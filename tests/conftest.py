@@ -52,6 +52,16 @@ def real_bundle() -> Bundle:
     return bundle
 
 
+def write_kb(directory: Path, topics: str, name: str = "topics.yaml") -> Path:
+    """Write a one-file knowledge directory (no pathway) and return it.
+
+    ``topics`` is the YAML list of topics that goes under ``topics:``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text("version: 1\ntopics:\n" + topics, encoding="utf-8")
+    return directory
+
+
 @pytest.fixture
 def kb_dir(tmp_path: Path) -> Iterator[Path]:
     """A private copy of the real knowledge directory that a test may edit."""

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from bot.store import Store
+from tests.conftest import write_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,11 +29,7 @@ def run(*args: str, stdin: str | None = None, cwd: Path = ROOT,
 
 def small_kb(tmp_path: Path) -> Path:
     """Write a two-topic knowledge directory."""
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    (kb / "faq.yaml").write_text(textwrap.dedent("""\
-        version: 1
-        topics:
+    return write_kb(tmp_path / "kb", textwrap.dedent("""\
           - id: reset-password
             title: Reset your password
             questions: [How do I reset my password?, forgot my password]
@@ -41,8 +38,7 @@ def small_kb(tmp_path: Path) -> Path:
             title: Delete your account
             questions: [How do I delete my account?, close my account for good]
             answer: Go to Settings, then Account, then Delete.
-        """), encoding="utf-8")
-    return kb
+        """), name="faq.yaml")
 
 
 def test_check_passes_on_the_project_knowledge() -> None:

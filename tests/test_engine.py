@@ -15,7 +15,7 @@ from bot.config import MatchingSettings
 from bot.engine import Engine, User
 from bot.reply import Reply, Style
 from bot.store import Store
-from tests.conftest import KNOWLEDGE
+from tests.conftest import KNOWLEDGE, write_kb
 
 ALICE = User(1001, "Alice")
 BOB = User(1002, "Bob")
@@ -87,11 +87,7 @@ async def test_a_huge_message_is_answered_and_logged_cut(engine: Engine, store: 
 
 
 async def test_ambiguous_offers_three_and_none_of_these(tmp_path: Path, store: Store) -> None:
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    (kb / "a.yaml").write_text(textwrap.dedent("""\
-        version: 1
-        topics:
+    kb = write_kb(tmp_path / "kb", textwrap.dedent("""\
           - id: oet-score
             questions: [What OET score do I need?]
             answer: 350 and 300.

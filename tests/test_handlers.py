@@ -33,6 +33,7 @@ from bot.reply import Button, Reply, Span, bold, link
 from bot.store import Store
 from handlers.common import ENGINE_KEY, send_reply
 from handlers.render import MESSAGE_LIMIT
+from tests.conftest import write_kb
 from tests.tg import (
     GROUP_ID,
     USER_ID,
@@ -91,13 +92,6 @@ async def tg(real_bundle: Bundle, store: Store) -> AsyncIterator[BotHarness]:
         yield harness
     finally:
         await harness.stop()
-
-
-def write_kb(directory: Path, topics: str) -> Path:
-    """Write a one-file knowledge directory (no pathway) and return it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "topics.yaml").write_text("version: 1\ntopics:\n" + topics, encoding="utf-8")
-    return directory
 
 
 async def custom_harness(directory: Path, store: Store) -> BotHarness:
