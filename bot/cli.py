@@ -22,10 +22,12 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +174,8 @@ def cmd_pathway(settings: Settings, kb_arg: str | None, mermaid: bool, out: Text
 
 def _read_store(settings: Settings, query: Callable[[Store], Awaitable[list[Row]]]) -> list[Row]:
     """Open the configured database, run one read and close it again."""
+
+    from bot.store import Store  # only the staff reports need the database
 
     async def fetch() -> list[Row]:
         store = await Store.open(settings.storage.path)

@@ -67,19 +67,15 @@ async def typing_shown(
         await send()
         yield
         return
-    pending: set[asyncio.Task[None]] = set()
-
-    def start() -> None:
-        task = asyncio.ensure_future(send())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    timer = asyncio.get_running_loop().call_later(delay, start)
+    started: list[asyncio.Task[None]] = []
+    timer = asyncio.get_running_loop().call_later(
+        delay, lambda: started.append(asyncio.ensure_future(send()))
+    )
     try:
         yield
     finally:
         timer.cancel()
-        for task in pending:  # still on its way: it would show "typing" after the answer
+        for task in started:  # still on its way: it would show "typing" after the answer
             task.cancel()
 
 
