@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -219,6 +220,17 @@ def cmd_feedback(settings: Settings, as_json: bool, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, without a traceback, and
+        # keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEMS
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse the arguments and run one subcommand."""
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)

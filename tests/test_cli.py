@@ -159,6 +159,26 @@ def test_feedback_lists_the_least_helpful_answers_first(tmp_path: Path) -> None:
     assert rows[0] == {"topic_id": "ecfmg-oet-medicine", "helpful": 1, "not_helpful": 2}
 
 
+def test_a_closed_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'db.sqlite3'}\n")
+    questions = tmp_path / "questions.txt"
+    questions.write_text("what OET score do I need\n" * 200, encoding="utf-8")
+    with questions.open("rb") as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "chat", "--config", str(config)],
+            cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()  # read the banner, then stop reading, as `| head -1` does
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        process.stderr.close()
+        assert process.wait(timeout=60) == 1
+    assert "Traceback" not in errors, errors
+
+
 def test_run_without_a_token_explains_and_exits_non_zero(tmp_path: Path) -> None:
     result = run("run", cwd=tmp_path)
     assert result.returncode != 0
