@@ -46,8 +46,14 @@ TOPIC_FIELDS = frozenset(
         "sources",
         "reviewed",
         "notes",
+        "kind",
+        "legal_note",
     }
 )
+#: What a match on a topic means: an answer, or a polite "outside what I cover".
+TOPIC_KINDS = ("answer", "decline")
+#: Staff placeholders that must never reach a user.
+PLACEHOLDER = re.compile(r"\[\s*(STAFF|TODO|TBD|FIXME)\b", re.IGNORECASE)
 REQUIRED_TOPIC_FIELDS = ("id", "questions", "answer")
 SOURCE_FIELDS = frozenset({"title", "url"})
 
@@ -73,8 +79,15 @@ class Topic:
     follow_ups: tuple[str, ...] = ()
     sources: tuple[Source, ...] = ()
     reviewed: dt.date | None = None
+    kind: str = "answer"
+    legal_note: bool = False
     file: str = ""
     line: int = 0
+
+    @property
+    def is_decline(self) -> bool:
+        """Tell whether a match on this topic means "outside what the bot covers"."""
+        return self.kind == "decline"
 
     @property
     def canonical_question(self) -> str:
@@ -273,7 +286,9 @@ def rendered_length(topic: Topic) -> int:
     """
     frame = _units(topic.title) + 2 + len("Official sources: ") + 1
     frame += sum(_units(s.title) + 3 for s in topic.sources)
-    frame += len("Last reviewed 25 Nov 2026. Official pages win if they differ.")
+    frame += len("Last reviewed 30 September 2026. Official pages win if they differ.")
+    if topic.legal_note:
+        frame += 160  # the view's one-line legal note
     return frame + _units(topic.answer) + 4
 
 
@@ -353,6 +368,30 @@ def _parse_topic(raw: Any, line: int, check: _FileChecker, today: dt.date) -> To
                     )
                 elif src_title and url:
                     sources.append(Source(src_title, url))
+    kind = check.text(raw, "kind", what) or "answer"
+    if kind not in TOPIC_KINDS:
+        check.add(
+            raw.line_of("kind"),
+            f"'kind' of {what} must be one of: {', '.join(TOPIC_KINDS)} (not '{kind}')"
+            f"{_suggest(kind, TOPIC_KINDS)}",
+        )
+        kind = "answer"
+    legal_note = False
+    if "legal_note" in raw:
+        if isinstance(raw["legal_note"], bool):
+            legal_note = raw["legal_note"]
+        else:
+            check.add(
+                raw.line_of("legal_note"),
+                f"'legal_note' of {what} must be true or false, not {_kind(raw['legal_note'])}",
+            )
+    placeholder = PLACEHOLDER.search(answer) if answer is not None else None
+    if placeholder is not None:
+        check.add(
+            raw.line_of("answer"),
+            f"the answer of {what} holds a staff placeholder ('{placeholder.group(0)}...'); "
+            "write the real text or remove it: users must never see it",
+        )
     reviewed: dt.date | None = None
     if "reviewed" in raw:
         reviewed = _parse_date(raw["reviewed"])
@@ -385,6 +424,8 @@ def _parse_topic(raw: Any, line: int, check: _FileChecker, today: dt.date) -> To
         follow_ups=tuple(f for f, _ in follow_ups),
         sources=tuple(sources),
         reviewed=reviewed,
+        kind=kind,
+        legal_note=legal_note,
         file=check.name,
         line=raw.line,
     )

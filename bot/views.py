@@ -10,11 +10,16 @@ from bot.knowledge import Topic
 from bot.reply import Button, Reply, Span, bold, italic, link
 
 MAX_FOLLOW_UPS = 3
+#: Said once, by the view, under every answer flagged ``legal_note: true``.
+LEGAL_NOTE = (
+    "General information, not legal advice: check the official pages below, your "
+    "program's GME office or an immigration attorney."
+)
 
 
 def format_date(value: dt.date | None) -> str:
-    """Format a date the way people read it: 25 Nov 2026."""
-    return f"{value.day} {value:%b %Y}" if value else "unknown"
+    """Format a date the way people read it, one way throughout: 3 June 2026."""
+    return f"{value.day} {value:%B %Y}" if value else "unknown"
 
 
 def bullets(answer: str) -> str:
@@ -31,6 +36,8 @@ def topic_reply(bundle: Bundle, topic: Topic, *, intro: str = "") -> Reply:
     if intro:
         spans.append(Span(intro + "\n\n"))
     spans += [bold(topic.title), Span("\n\n" + bullets(topic.answer) + "\n\n")]
+    if topic.legal_note:
+        spans += [italic(LEGAL_NOTE), Span("\n\n")]
     if topic.sources:
         label = "Official source: " if len(topic.sources) == 1 else "Official sources: "
         spans.append(italic(label))

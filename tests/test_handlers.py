@@ -179,7 +179,7 @@ async def test_help_and_about(tg: BotHarness, real_bundle: Bundle) -> None:
     assert about.callback_data == ["m:topics"]
     reviewed = real_bundle.kb.last_reviewed
     assert reviewed is not None
-    assert f"{reviewed.day} {reviewed:%b %Y}" in about.visible  # when content was reviewed
+    assert f"{reviewed.day} {reviewed:%B %Y}" in about.visible  # when content was reviewed
     assert str(len(real_bundle.kb.topics)) in about.visible
 
 
