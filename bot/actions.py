@@ -14,6 +14,8 @@ from dataclasses import dataclass
 MAX_BYTES = 64
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
+_ROW_ID = re.compile(r"^[0-9]{1,18}$")  # fits SQLite's 64-bit integer; longer is forged
+_SMALL = re.compile(r"^[0-9]{1,3}$")  # a page or a status index
 _STATUSES = ("not_started", "in_progress", "done", "not_applicable", "blocked")
 MENUS = ("ask", "topics", "pathway", "progress", "help", "about", "start")
 
@@ -129,12 +131,16 @@ def decode(data: str | None) -> Action | None:
     try:
         if kind == "t" and len(parts) == 1 and _ID.match(parts[0]):
             return OpenTopic(parts[0])
-        if kind == "b" and len(parts) == 2 and (parts[0] == "" or _SLUG.match(parts[0])):
-            page = int(parts[1])
-            return Browse(parts[0], page) if 0 <= page < 1000 else None
+        if (
+            kind == "b"
+            and len(parts) == 2
+            and (parts[0] == "" or _SLUG.match(parts[0]))
+            and _SMALL.match(parts[1])
+        ):
+            return Browse(parts[0], int(parts[1]))
         if kind == "f" and len(parts) == 2 and parts[0] in ("0", "1") and _ID.match(parts[1]):
             return Feedback(parts[1], parts[0] == "1")
-        if kind == "n" and len(parts) == 1 and parts[0].isdigit():
+        if kind == "n" and len(parts) == 1 and _ROW_ID.match(parts[0]):
             return NoneOfThese(int(parts[0]))
         if kind == "m" and len(parts) == 1 and parts[0] in MENUS:
             return Menu(parts[0])
@@ -142,10 +148,10 @@ def decode(data: str | None) -> Action | None:
             return PathChoose(parts[0], parts[1])
         if kind == "q" and len(parts) == 2 and parts[0] in PATH_VERBS and _ID.match(parts[1]):
             return PathNav(parts[0], parts[1])
-        if kind == "s" and len(parts) == 2 and parts[0].isdigit() and _ID.match(parts[1]):
+        if kind == "s" and len(parts) == 2 and _SMALL.match(parts[0]) and _ID.match(parts[1]):
             index = int(parts[0])
             return SetStatus(parts[1], _STATUSES[index]) if index < len(_STATUSES) else None
-        if kind == "c" and len(parts) == 2 and parts[0] in CONFIRMABLE and parts[1] in "01":
+        if kind == "c" and len(parts) == 2 and parts[0] in CONFIRMABLE and parts[1] in ("0", "1"):
             return Confirm(parts[0], parts[1] == "1")
     except ValueError:
         return None

@@ -389,6 +389,12 @@ FORGED = [
     "b:no-such-area:0",
     "b:usmle:99999",
     "n:999999",
+    "n:" + "9" * 62,  # beyond SQLite's integer: once an OverflowError and "Sorry"
+    "n:²",
+    "b:usmle:٣",
+    "s:١:school-eligibility",
+    "c:forget:",
+    "c:forget:01",
     "c:forget:2",
     "m:../../etc",
 ]
