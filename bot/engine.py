@@ -54,6 +54,12 @@ class User:
 
     id: int
     first_name: str | None = None
+    chat_id: int | None = None  # where the input came from; None means the private chat
+
+    @property
+    def chat(self) -> int:
+        """The chat the input came from (a private chat's id is the user's id)."""
+        return self.id if self.chat_id is None else self.chat_id
 
 
 def thresholds_from(settings: MatchingSettings) -> Thresholds:
@@ -297,8 +303,9 @@ class Engine:
                     kind="empty",
                 )
             awaiting, since = await self.store.awaiting(user.id)
-            if awaiting and self._awaiting_fresh(since):
-                return await self._take_awaited(user, awaiting, cleaned)
+            pending = self._pending_here(user, awaiting)
+            if pending and self._awaiting_fresh(since):
+                return await self._take_awaited(user, pending, cleaned)
             return await self._answer(user, cleaned)
 
     async def _answer(self, user: User, question: str) -> Reply:
@@ -360,6 +367,25 @@ class Engine:
     # -- the "what were you looking for?" dialogue ----------------------------------------
 
     @staticmethod
+    def _pending(user: User, what: str) -> str:
+        """Tie a question to the user to the chat it was asked in."""
+        return f"{user.chat}|{what}"
+
+    @staticmethod
+    def _pending_here(user: User, awaiting: str | None) -> str | None:
+        """Return what the bot is waiting for from the user in this chat, if anything.
+
+        A question asked in a group is answered in that group: the user's next private
+        message is a question of its own, not the comment asked for elsewhere.
+        """
+        if not awaiting:
+            return None
+        chat, sep, what = awaiting.partition("|")
+        if not sep:  # written before pending questions carried their chat: a private one
+            return awaiting if user.chat == user.id else None
+        return what if chat == str(user.chat) else None
+
+    @staticmethod
     def _awaiting_fresh(since: str | None) -> bool:
         """Tell whether a pending question to the user is recent enough to still apply."""
         if not since:
@@ -406,7 +432,7 @@ class Engine:
         """Skip the question the bot asked the user."""
         async with self._lock(user.id):
             awaiting, _ = await self.store.awaiting(user.id)
-            if not awaiting:
+            if not self._pending_here(user, awaiting):
                 return Reply(text("There's nothing to skip. Ask me anything!"), kind="info")
             await self.store.set_awaiting(user.id, None)
             return Reply(text("Skipped. Ask me anything!"), kind="info")
@@ -447,7 +473,8 @@ class Engine:
                 await self.store.record_feedback(user.id, topic_id, helpful)
                 if helpful:
                     return Reply(kind="feedback", notice="Thanks! Glad it helped.")
-                await self.store.set_awaiting(user.id, AWAIT_COMMENT + topic_id)
+                pending = self._pending(user, AWAIT_COMMENT + topic_id)
+                await self.store.set_awaiting(user.id, pending)
                 return Reply(
                     text(
                         "Sorry it didn't help. In one message, what were you looking for? "

@@ -37,7 +37,8 @@ def user_of(update: Update) -> User | None:
     tg_user = update.effective_user
     if tg_user is None:
         return None
-    return User(tg_user.id, tg_user.first_name)
+    chat = update.effective_chat
+    return User(tg_user.id, tg_user.first_name, chat.id if chat is not None else None)
 
 
 @contextlib.asynccontextmanager

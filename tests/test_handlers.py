@@ -365,6 +365,25 @@ async def test_feedback_is_recorded_and_the_comment_is_not_taken_as_a_question(
     assert statuses == ["not_helpful", "fallback"]
 
 
+async def test_a_comment_asked_for_in_a_group_does_not_swallow_a_private_question(
+    tg: BotHarness, store: Store
+) -> None:
+    await tg.feed(group_update(tg.bot, ANSWERED, mention=True))
+    group_answer = tg.message_with(f"f:0:{ANSWERED_ID}", chat_id=GROUP_ID)
+    calls = await tg.feed(callback_update(tg.bot, f"f:0:{ANSWERED_ID}", message=group_answer))
+    assert [c.chat_id for c in replies(calls)] == [GROUP_ID]  # "what were you looking for?"
+
+    # The same person then asks the bot something in private: that is a question.
+    answer = only_reply(await tg.say(ANSWERED))
+    assert topic_of(answer) == ANSWERED_ID
+    assert (await store.export(USER_ID))["feedback"][0]["comment"] is None
+
+    # Their reply in the group is still taken as the comment asked for there.
+    bot_message = tg.message_with(f"f:1:{ANSWERED_ID}", chat_id=GROUP_ID)
+    await tg.feed(group_update(tg.bot, FALLBACK, reply_to=bot_message))
+    assert (await store.export(USER_ID))["feedback"][0]["comment"] == FALLBACK
+
+
 async def test_skip_cancels_the_pending_comment(tg: BotHarness, store: Store) -> None:
     await tg.say(ANSWERED)
     await tg.press(f"f:0:{ANSWERED_ID}")
