@@ -312,7 +312,7 @@ class Engine:
         """Match a question and turn the decision into a reply."""
         question = question[:MAX_QUESTION_CHARS]
         bundle = self.bundle
-        result = bundle.matcher.match(question, self.thresholds)
+        result = await self._match(bundle, question)
         best = result.best
         if result.decision is Decision.ANSWER and best and best.topic_id in bundle.kb.by_id:
             return self.topic_reply(bundle.kb.by_id[best.topic_id])
@@ -396,13 +396,21 @@ class Engine:
             return False
         return dt.datetime.now(dt.UTC) - asked <= AWAIT_TTL
 
+    async def _match(self, bundle: Bundle, question: str) -> MatchResult:
+        """Match on a worker thread, so that no question holds up other users' messages.
+
+        The matcher bounds its own work (see :meth:`Matcher.analyse`); the thread keeps
+        even that bounded work off the event loop that serves everyone.
+        """
+        return await asyncio.to_thread(bundle.matcher.match, question, self.thresholds)
+
     async def _take_awaited(self, user: User, awaiting: str, message: str) -> Reply:
         """Handle the text the bot asked for, instead of treating it as a question."""
         await self.store.set_awaiting(user.id, None)
         if awaiting.startswith(AWAIT_COMMENT):
             topic_id = awaiting.removeprefix(AWAIT_COMMENT)
             await self.store.add_feedback_comment(user.id, topic_id, message[:MAX_QUESTION_CHARS])
-            result = self.bundle.matcher.match(message[:MAX_QUESTION_CHARS], self.thresholds)
+            result = await self._match(self.bundle, message[:MAX_QUESTION_CHARS])
             best = result.best
             thanks = "Thank you, I've passed that on to the team."
             if (

@@ -55,6 +55,12 @@ logger = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
 #: Words of a question considered after normalisation.
 MAX_QUERY_TOKENS = 64
+#: Letters of one word considered: no term of the domain is longer, and typo correction
+#: costs grow with the cube of a word's length.
+MAX_WORD_CHARS = 30
+#: Unknown long words per question that may be corrected at edit distance two (the costly
+#: search); the rest are only corrected at distance one.
+MAX_FAR_CORRECTIONS = 4
 #: Indexed texts whose trigrams are computed once at build time (about 4 KB each).
 GRAM_CACHE_TEXTS = 50_000
 
@@ -395,8 +401,11 @@ class Matcher:
             return self._max_idf * self._params.unknown_weight
         return idf * self._params.stopword_weight if s in STOPWORDS else idf
 
-    def _correct(self, word: str) -> str | None:
-        """Return the known stem closest to an unknown word, or None."""
+    def _correct(self, word: str, budget: list[int]) -> str | None:
+        """Return the known stem closest to an unknown word, or None.
+
+        ``budget`` holds how many distance-two searches this question may still make.
+        """
         if len(word) < 4 or not word.isalpha():
             return None
         found: dict[str, int] = {}
@@ -404,7 +413,8 @@ class Matcher:
             for candidate in self._deletes.get(probe, ()):
                 if candidate not in found:
                     found[candidate] = OSA.distance(word, candidate)
-        if not found and len(word) >= 8:
+        if not found and len(word) >= 8 and budget[0] > 0:
+            budget[0] -= 1
             for first in set(_deletes(word)):
                 for probe in _deletes(first):
                     for candidate in self._deletes.get(probe, ()):
@@ -416,9 +426,19 @@ class Matcher:
         best = min(found, key=lambda c: (found[c], -self._idf[c], c))
         return best if found[best] <= limit else None
 
-    def _analyse(self, query: str) -> tuple[list[str], list[str]]:
-        """Return the question's words and stems, after synonyms, joining and correction."""
-        words = self._synonyms.apply(normalize(_truncate(query))).split()[:MAX_QUERY_TOKENS]
+    def analyse(self, query: str) -> tuple[list[str], list[str]]:
+        """Return the question's words and stems, after synonyms, joining and correction.
+
+        The work is bounded whatever the input: the text is cut before normalisation and
+        again after it (one character can expand to eighteen), words are cut to
+        MAX_WORD_CHARS, at most MAX_QUERY_TOKENS are kept, and only MAX_FAR_CORRECTIONS
+        words get the costly correction.
+        """
+        folded = _truncate(normalize(_truncate(query)))
+        words = [
+            w[:MAX_WORD_CHARS] for w in self._synonyms.apply(folded).split()[:MAX_QUERY_TOKENS]
+        ]
+        budget = [MAX_FAR_CORRECTIONS]
         stems: list[str] = []
         known = self._idf
         i = 0
@@ -432,7 +452,7 @@ class Matcher:
                     continue
             s = stem(word)
             if s not in known and s not in STOPWORDS:
-                s = self._correct(s) or self._correct(word) or s
+                s = self._correct(s, budget) or self._correct(word, budget) or s
             stems.append(s)
             i += 1
         return words, stems
@@ -457,7 +477,7 @@ class Matcher:
         """Return up to ``limit`` topics for the question, best first, one entry per topic."""
         if limit <= 0:
             return []
-        words, stems = self._analyse(query)
+        words, stems = self.analyse(query)
         if not stems:
             return []
         p = self._params

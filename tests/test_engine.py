@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from bot import actions as act
 from bot.bundle import Bundle, KnowledgeHolder, load_bundle
 from bot.config import MatchingSettings
 from bot.engine import Engine, User
+from bot.matching import Matcher, MatchResult, Thresholds
 from bot.reply import Reply, Style
 from bot.store import Store
 from tests.conftest import KNOWLEDGE, write_kb
@@ -56,6 +59,41 @@ async def test_a_question_gets_a_sourced_dated_answer(engine: Engine) -> None:
     feedback = [a for a in actions_of(reply) if isinstance(a, act.Feedback)]
     assert {f.helpful for f in feedback} == {True, False}
     assert opened_topics(reply)  # related topics
+
+
+class _HeldMatcher:
+    """The real matcher, except that one question waits until the test lets it go."""
+
+    def __init__(self, real: Matcher) -> None:
+        self.real = real
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def match(self, query: str, thresholds: Thresholds, limit: int = 5) -> MatchResult:
+        if "slow" in query:
+            self.started.set()
+            self.release.wait(timeout=30)
+        return self.real.match(query, thresholds, limit)
+
+
+async def test_a_slow_question_does_not_hold_up_another_user(
+    real_bundle: Bundle, store: Store
+) -> None:
+    held = _HeldMatcher(real_bundle.matcher)
+    bundle = dataclasses.replace(real_bundle, matcher=held)
+    engine = Engine(KnowledgeHolder(KNOWLEDGE, bundle), store, MatchingSettings())
+    slow = asyncio.create_task(engine.handle_text(ALICE, "slow question about step 2 cs"))
+    try:
+        await asyncio.to_thread(held.started.wait, 10)
+        # Alice's question is still being matched; Bob is answered meanwhile.
+        reply = await asyncio.wait_for(
+            engine.handle_text(BOB, "Is Step 2 CS still required?"), timeout=10
+        )
+        assert reply.topic_id == "ecfmg-step2cs-discontinued"
+        assert not slow.done()
+    finally:
+        held.release.set()
+    assert (await slow).kind in ("answer", "ambiguous", "fallback")
 
 
 @pytest.mark.parametrize("message", ["", "   ", "\n\n"])
