@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.text import normalize
 from bot.yamlio import LineDict, LineList, Problem, YamlSyntaxError, load_yaml
 
 SYNONYMS_FILE = "synonyms.yaml"
@@ -502,7 +503,6 @@ def _parse_synonyms(data: Any, check: _FileChecker) -> list[SynonymGroup]:
             "'synonyms' must be a list of '- canonical: ...' entries with 'variants: [...]'",
         )
         return []
-    from bot.matching import normalize
 
     groups: list[SynonymGroup] = []
     variant_at: dict[str, tuple[str, int]] = {}
@@ -629,7 +629,6 @@ def load_knowledge(
 
 def _cross_check(topics: list[Topic]) -> list[Problem]:
     """Check what spans topics: duplicate ids, shared questions, follow-up targets."""
-    from bot.matching import normalize
 
     problems: list[Problem] = []
     first_at: dict[str, Topic] = {}
