@@ -34,6 +34,7 @@ the :class:`Thresholds` from the configuration.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import logging
 import math
@@ -43,10 +44,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from bot.knowledge import KnowledgeBase, SynonymGroup, Topic
+from bot.learned import LearnedScorer
 from bot.text import STOPWORDS, normalize, stem
 
 __all__ = ["STOPWORDS", "normalize", "stem"]  # re-exported: the matcher's text functions
@@ -63,6 +66,11 @@ MAX_WORD_CHARS = 30
 #: Unknown long words per question that may be corrected at edit distance two (the costly
 #: search); the rest are only corrected at distance one.
 MAX_FAR_CORRECTIONS = 4
+#: Blend of the two signals: the lexical score and the learned model's (both 0-100).
+LEARNED_SHARE = 0.3
+#: Lexical candidates re-scored by the learned model; learned candidates added to them.
+BLEND_SHORTLIST = 20
+BLEND_LEARNED_EXTRA = 5
 #: Indexed texts whose trigrams are computed once at build time (about 4 KB each).
 GRAM_CACHE_TEXTS = 50_000
 
@@ -87,9 +95,9 @@ class Decision(StrEnum):
 class Thresholds:
     """Score limits of the decision; the configuration's ``matching:`` section fills them."""
 
-    answer: float = 58.0
+    answer: float = 55.0
     suggest: float = 45.0
-    margin: float = 5.0
+    margin: float = 3.0
     max_suggestions: int = 3
 
 
@@ -217,6 +225,8 @@ class Matcher:
         self._deletes = deletes
         self._synonyms = synonyms
         self._params = params
+        self._learned: LearnedScorer | None = None
+        self._index_of = {t.id: i for i, t in enumerate(topics)}
         self._max_idf = max(idf.values(), default=1.0)
         self._max_gram_idf = max(gram_idf.values(), default=1.0)
         self._inverse_weight = tuple(1.0 / (t.weight + 1.0) for t in texts)
@@ -232,8 +242,35 @@ class Matcher:
     # -- building -----------------------------------------------------------------
 
     @classmethod
-    def build(cls, kb: KnowledgeBase, params: ScoringParams | None = None) -> Matcher:
-        """Index every topic of the knowledge base once."""
+    def build(
+        cls,
+        kb: KnowledgeBase,
+        params: ScoringParams | None = None,
+        *,
+        learned: bool = True,
+    ) -> Matcher:
+        """Index every topic once; with ``learned``, train the learned model beside it."""
+        matcher = cls._build_lexical(kb, params)
+        return matcher.with_learned() if learned and len(kb.topics) >= 3 else matcher
+
+    def with_learned(self) -> Matcher:
+        """Return this matcher with the learned model added (trained now, in seconds)."""
+        twin = copy.copy(self)
+        twin._learned = LearnedScorer.build(*self._learning_texts(), len(self._topics))
+        return twin
+
+    @property
+    def learned(self) -> bool:
+        """Tell whether the learned model takes part in ranking."""
+        return self._learned is not None
+
+    def _learning_texts(self) -> tuple[list[str], list[int]]:
+        """Return every indexed phrasing (normalised, synonyms applied) and its topic."""
+        return [t.surface for t in self._texts], [t.topic for t in self._texts]
+
+    @classmethod
+    def _build_lexical(cls, kb: KnowledgeBase, params: ScoringParams | None = None) -> Matcher:
+        """Index every topic of the knowledge base once (the lexical part)."""
         params = params or ScoringParams()
         synonyms = _Synonyms(kb.synonyms)
         stem_cache: dict[str, str] = {}
@@ -417,6 +454,10 @@ class Matcher:
         if limit <= 0:
             return []
         words, stems = self.analyse(query)
+        return self._rank(words, stems, limit)
+
+    def _rank(self, words: list[str], stems: list[str], limit: int) -> list[Candidate]:
+        """Rank with the lexical index, given the question's analysis."""
         if not stems:
             return []
         p = self._params
@@ -520,9 +561,47 @@ class Matcher:
             for score, i in scored[:limit]
         ]
 
+    def _blended(self, words: list[str], stems: list[str], limit: int) -> list[Candidate]:
+        """Rank with both signals: the lexical shortlist and the learned model's best.
+
+        Each candidate's score is LEARNED_SHARE of the learned model's decision value
+        (mapped from about [-1, 1] to [0, 100]) and the rest its lexical score.
+        """
+        learned = self._learned
+        lexical = {
+            self._index_of[c.topic_id]: c.score for c in self._rank(words, stems, BLEND_SHORTLIST)
+        }
+        if learned is None or not words:
+            return []
+        text = " ".join(words)
+        every = learned.score_all(text)
+        if every is not None:
+            extra = np.argpartition(-every, min(BLEND_LEARNED_EXTRA, len(every) - 1))
+            pool = list(dict.fromkeys([*lexical, *map(int, extra[:BLEND_LEARNED_EXTRA])]))
+            values = every[pool]
+        else:
+            pool = list(lexical)
+            values = learned.score(text, pool)
+        scored = sorted(
+            (
+                (1 - LEARNED_SHARE) * lexical.get(topic, 0.0)
+                + LEARNED_SHARE * 100.0 * min(1.0, max(0.0, (float(v) + 1.0) / 2.0)),
+                topic,
+            )
+            for topic, v in zip(pool, values, strict=True)
+        )
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        topics = self._topics
+        return [Candidate(topics[i].id, topics[i].title, round(v, 2)) for v, i in scored[:limit]]
+
     def match(self, query: str, thresholds: Thresholds, limit: int = 5) -> MatchResult:
         """Rank the topics for a question and decide: answer, offer a choice, or fall back."""
-        candidates = self.rank(query, max(limit, 2))
+        words, stems = self.analyse(query)
+        wanted = max(limit, 2)
+        if self._learned is not None:
+            candidates = self._blended(words, stems, wanted)
+        else:
+            candidates = self._rank(words, stems, wanted)
         return MatchResult(decide(candidates, thresholds), tuple(candidates[: max(limit, 0)]))
 
 
