@@ -28,6 +28,7 @@ from bot.guide import Guide
 from bot.knowledge import Topic
 from bot.matching import Decision, MatchResult, Thresholds
 from bot.reply import Attachment, Button, Reply, bold, italic, text
+from bot.smalltalk import REPLIES, looks_non_english, small_talk
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ AWAIT_TTL = dt.timedelta(minutes=15)
 PAGE_SIZE = 8
 
 AWAIT_COMMENT = "comment:"
+ENGLISH_NOTE = "(I answer in English, the language of the official sources.)"
 
 EXAMPLES = (
     "What OET score do I need?",
@@ -74,12 +76,17 @@ def thresholds_from(settings: MatchingSettings) -> Thresholds:
 
 def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> dict[str, Any]:
     """Answer one question as the ``ask --json`` contract describes."""
+    if small_talk(question.strip()) is not None:
+        return {"status": "smalltalk", "topic": None, "score": 0.0, "text": "", "candidates": []}
     result = bundle.matcher.match(question[:MAX_QUESTION_CHARS], thresholds_from(settings))
     best = result.best
     topic = bundle.kb.by_id.get(best.topic_id) if best else None
     fallback = result.decision is Decision.FALLBACK or topic is None
+    status = str(result.decision)
+    if topic is not None and topic.is_decline and not fallback:
+        status = "decline"
     return {
-        "status": str(result.decision),
+        "status": status,
         "topic": None if fallback or best is None else best.topic_id,
         "score": round(best.score, 2) if best else 0.0,
         "text": "" if fallback or topic is None else topic.answer,
@@ -306,6 +313,13 @@ class Engine:
             pending = self._pending_here(user, awaiting)
             if pending and self._awaiting_fresh(since):
                 return await self._take_awaited(user, pending, cleaned)
+            intent = small_talk(cleaned)
+            if intent is not None:  # a kind word back, and nothing logged for staff
+                return Reply(
+                    text(REPLIES[intent]),
+                    ((Button("📚 Browse topics", act.Menu("topics")),),),
+                    kind="smalltalk",
+                )
             return await self._answer(user, cleaned)
 
     async def _answer(self, user: User, question: str) -> Reply:
@@ -314,8 +328,12 @@ class Engine:
         bundle = self.bundle
         result = await self._match(bundle, question)
         best = result.best
-        if result.decision is Decision.ANSWER and best and best.topic_id in bundle.kb.by_id:
-            return self.topic_reply(bundle.kb.by_id[best.topic_id])
+        topic = bundle.kb.by_id.get(best.topic_id) if best else None
+        if topic is not None and topic.is_decline and result.decision is not Decision.FALLBACK:
+            return self.topic_reply(topic)  # outside what the bot covers: said, not logged
+        if result.decision is Decision.ANSWER and topic is not None:
+            note = ENGLISH_NOTE if looks_non_english(question) else ""
+            return self.topic_reply(topic, intro=note)
         if result.decision is Decision.AMBIGUOUS and best:
             return await self._did_you_mean(user, question, result)
         await self.store.log_question(

@@ -127,7 +127,8 @@ class KnowledgeBase:
         topic_tuple = tuple(topics)
         categories: list[str] = []
         for topic in topic_tuple:
-            if topic.category not in categories:
+            # Decline topics are found by matching, not browsed: they are not an area.
+            if topic.category not in categories and not topic.is_decline:
                 categories.append(topic.category)
         return cls(
             topics=topic_tuple,

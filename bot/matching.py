@@ -70,6 +70,9 @@ MAX_FAR_CORRECTIONS = 4
 LEARNED_SHARE = 0.3
 #: Lexical candidates re-scored by the learned model; learned candidates added to them.
 BLEND_SHORTLIST = 20
+#: The learned decision value becomes 0-100 through a logistic curve centred here.
+LEARNED_SLOPE = 3.0
+LEARNED_MIDDLE = -0.5
 BLEND_LEARNED_EXTRA = 5
 #: Indexed texts whose trigrams are computed once at build time (about 4 KB each).
 GRAM_CACHE_TEXTS = 50_000
@@ -95,9 +98,9 @@ class Decision(StrEnum):
 class Thresholds:
     """Score limits of the decision; the configuration's ``matching:`` section fills them."""
 
-    answer: float = 55.0
+    answer: float = 60.0
     suggest: float = 45.0
-    margin: float = 3.0
+    margin: float = 5.0
     max_suggestions: int = 3
 
 
@@ -565,7 +568,7 @@ class Matcher:
         """Rank with both signals: the lexical shortlist and the learned model's best.
 
         Each candidate's score is LEARNED_SHARE of the learned model's decision value
-        (mapped from about [-1, 1] to [0, 100]) and the rest its lexical score.
+        (mapped to [0, 100] by a logistic curve) and the rest its lexical score.
         """
         learned = self._learned
         lexical = {
@@ -585,10 +588,10 @@ class Matcher:
         scored = sorted(
             (
                 (1 - LEARNED_SHARE) * lexical.get(topic, 0.0)
-                + LEARNED_SHARE * 100.0 * min(1.0, max(0.0, (float(v) + 1.0) / 2.0)),
+                + LEARNED_SHARE * 100.0 / (1.0 + math.exp(-LEARNED_SLOPE * (v - LEARNED_MIDDLE))),
                 topic,
             )
-            for topic, v in zip(pool, values, strict=True)
+            for topic, v in zip(pool, values.tolist(), strict=True)
         )
         scored.sort(key=lambda item: (-item[0], item[1]))
         topics = self._topics

@@ -60,4 +60,5 @@ def topic_reply(bundle: Bundle, topic: Topic, *, intro: str = "") -> Reply:
             Button("👎 Not helpful", act.Feedback(topic.id, False)),
         )
     )
-    return Reply(tuple(spans), tuple(rows), kind="answer", topic_id=topic.id)
+    kind = "decline" if topic.is_decline else "answer"
+    return Reply(tuple(spans), tuple(rows), kind=kind, topic_id=topic.id)

@@ -27,7 +27,8 @@ THRESHOLDS = thresholds_from(MatchingSettings())
 OFFICIAL_DOMAINS = (
     "ecfmg.org", "intealth.org", "ecfmgepic.org", "faimer.org", "wdoms.org", "wfme.org",
     "usmle.org", "fsmb.org", "nrmp.org", "aamc.org", "acgme.org", "ama-assn.org",
-    "state.gov", "uscis.gov", "dol.gov", "hhs.gov", "hrsa.gov",
+    "state.gov", "uscis.gov", "dol.gov", "hhs.gov", "hrsa.gov", "govinfo.gov",
+    "federalregister.gov", "ecfr.gov", "imlcc.org", "abms.org", "oet.com",
     "ouac.on.ca", "afmc.ca", "acuityinsights.app", "acuityinsights.com", "takecasper.com",
     "cacms-cafmc.ca", "carms.ca", "queensu.ca", "mcgill.ca", "uottawa.ca", "utoronto.ca",
     "mcmaster.ca", "ubc.ca", "ualberta.ca", "ucalgary.ca", "umanitoba.ca", "usask.ca",

@@ -1,0 +1,94 @@
+"""Small talk and the language of a question: recognised before matching, never logged.
+
+"hi", "thanks", "ok", "are you a bot?" or a row of emoji are not questions the team
+should see as unanswered: each gets a short, kind reply with a way on. Only a message
+that is small talk *and nothing else* counts ("hi, what is the OET?" is a question).
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.text import normalize
+
+_INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("greeting", (
+        "hi", "hii", "hiii", "hello", "helo", "hey", "heya", "hey there", "hi there",
+        "hello there", "good morning", "good afternoon", "good evening", "gm", "yo", "sup",
+        "whats up", "namaste", "salam", "salaam", "assalamualaikum", "assalamu alaikum",
+        "hola", "bonjour", "ola", "oi", "hallo", "greetings", "hello bot", "hi bot",
+    )),
+    ("thanks", (
+        "thanks", "thank you", "thank u", "thx", "ty", "tysm", "thanks a lot",
+        "thank you so much", "many thanks", "thanks bot", "great thanks", "ok thanks",
+        "ok thank you", "shukriya", "dhanyavad", "gracias", "merci", "obrigado", "obrigada",
+        "shukran", "cheers", "appreciate it", "thanks for the help", "that helps",
+        "that helped", "helpful thanks",
+    )),
+    ("goodbye", (
+        "bye", "goodbye", "good bye", "see you", "see ya", "cya", "good night", "gn",
+        "bye bye", "take care", "adios", "au revoir", "tchau", "later",
+    )),
+    ("bot", (
+        "are you a bot", "are you human", "are you a real person", "are you real",
+        "who are you", "what are you", "who made you", "who built you", "who created you",
+        "what can you do", "what do you do", "is this a bot", "am i talking to a bot",
+        "are you ai", "are you an ai", "are you chatgpt",
+    )),
+    ("ack", (
+        "ok", "okay", "okk", "k", "kk", "cool", "nice", "great", "good", "fine", "alright",
+        "got it", "i see", "understood", "sure", "yes", "yeah", "yep", "no", "nope", "hmm",
+        "hmmm", "lol", "haha", "wow", "awesome", "perfect", "noted", "ok got it", "oh ok",
+        "ah ok", "ok cool", "fine thanks",
+    )),
+)
+_LOOKUP = {phrase: intent for intent, phrases in _INTENTS for phrase in phrases}
+_REPEATS = re.compile(r"(.)\1{2,}")
+_HAS_WORD = re.compile(r"\w")
+
+REPLIES = {
+    "greeting": "Hello! I answer questions about ECFMG certification, USMLE, residency "
+    "applications, the Match and visas for international medical graduates, and about "
+    "applying to medical school in Canada. What would you like to know?",
+    "thanks": "You're welcome! Ask me anything else whenever you need.",
+    "goodbye": "Good luck with your journey! I'm here whenever you need me.",
+    "bot": "I'm IMG Guide, an automated assistant (not a person, and not an official "
+    "ECFMG/Intealth service). I answer common questions for international medical "
+    "graduates heading to a US residency, with the official source for each answer.",
+    "ack": "Anything else I can help with? Ask a question, or browse the topics.",
+    "emoji": "🙂 Ask me a question in words, or browse the topics.",
+}
+
+
+def small_talk(message: str) -> str | None:
+    """Return the small-talk intent of a whole message, or None for anything else."""
+    if len(message) > 80:
+        return None
+    if not _HAS_WORD.search(message):
+        return "emoji" if message.strip() else None
+    folded = _REPEATS.sub(r"\1\1", normalize(message))
+    folded = folded.removesuffix(" bot").strip() if folded != "hello bot" else folded
+    return _LOOKUP.get(folded) or _LOOKUP.get(_REPEATS.sub(r"\1", folded))
+
+
+#: Function words of the languages applicants often write in, besides English.
+_FOREIGN_TEXT = """
+    que qué como cómo para por donde dónde cuando cuándo cuanto cuánto cuesta puedo necesito
+    tengo soy los las del una unos hacer examen residencia medico médico estados unidos
+    quiero saber sobre pero tambien también est-ce quel quelle comment pourquoi combien dois
+    je suis mon pour avec faire les une sont médecin résidence examen
+    preciso posso quanto custa onde quando fazer voce você não nao meu minha sou residência
+    kya hai hain kaise kaun kab kitna kitne mujhe mera meri karna chahiye batao kyu kyun
+    aur nahi nahin ke liye hoga kar sakta sakti
+"""
+_FOREIGN = frozenset(_FOREIGN_TEXT.split())
+_NON_LATIN = re.compile(r"[\u0400-\u04ff\u0590-\u06ff\u0900-\u097f\u4e00-\u9fff\u3040-\u30ff]")
+
+
+def looks_non_english(message: str) -> bool:
+    """Tell whether a question seems written in another language (or a mix, like Hinglish)."""
+    if _NON_LATIN.search(message):
+        return True
+    words = normalize(message).split()
+    foreign = sum(1 for w in words if w in _FOREIGN)
+    return foreign >= 2 or (len(words) <= 4 and foreign >= 1 and len(words) > 0)
