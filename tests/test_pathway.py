@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,85 @@ CONTRACT_TOPICS = frozenset(
         "visa-h1b",
         "gme-start-residency",
         "gme-match-vs-start",
+        # added with the 2027-Match review of the pathway (content audit, section 7)
+        "intealth-world-directory",
+        "ecfmg-identity-verification",
+        "ecfmg-application-approval",
+        "ecfmg-translations",
+        "ecfmg-school-not-responding",
+        "ecfmg-name-mismatch",
+        "usmle-fsmb-account",
+        "usmle-eligibility-period",
+        "usmle-attempt-limit",
+        "usmle-ck-before-eras",
+        "ecfmg-which-pathway",
+        "ecfmg-mini-cex",
+        "ecfmg-oet-timing",
+        "ecfmg-oet-retake",
+        "ecfmg-pathways-deadlines",
+        "ecfmg-pathways-2027",
+        "ecfmg-pathway-validity",
+        "ecfmg-pathways-revalidation",
+        "ecfmg-match-verification",
+        "ecfmg-pathway-rejected",
+        "gme-program-requirements",
+        "gme-us-clinical-experience",
+        "gme-graduation-year-gaps",
+        "gme-how-many-programs",
+        "gme-letters-of-recommendation",
+        "gme-personal-statement",
+        "gme-experiences-section",
+        "gme-mspe",
+        "gme-eras-timeline",
+        "gme-apply-before-certified",
+        "gme-nrmp-deadline",
+        "gme-after-interview-contact",
+        "usmle-step3-before-residency",
+        "usmle-step3-application",
+        "gme-match-commitment",
+        "gme-soap-prepare",
+        "gme-unmatched-options",
+        "gme-after-soap-plan",
+        "gme-eras-reapply",
+        "ecfmg-certificate-validity",
+        "visa-travel-ban",
+        "visa-statement-of-need",
+        "visa-ds2019",
+        "visa-consular-interview",
+        "visa-212e",
+        "visa-h1b-100k",
+        "gme-training-license",
+        "lic-first-year",
+        "lic-step3-timing",
+        "ecfmg-permanent-validation",
+        "lic-full-license",
+        "visa-waivers",
     }
+)
+
+#: Every step id users may have stored before the 2027-Match review. Each must stay a live
+#: step or be listed under a successor's `formerly`, so nobody loses their place.
+IDS_BEFORE_2027_REVIEW = (
+    "school-eligibility",
+    "school-not-listed",
+    "myintealth-usmle-id",
+    "usmle-step1",
+    "usmle-step2ck",
+    "step2cs-history",
+    "choose-pathway",
+    "pathway-6",
+    "oet-medicine",
+    "credential-verification",
+    "ecfmg-certificate",
+    "residency-application",
+    "nrmp-interviews",
+    "rank-order-list",
+    "match-result",
+    "soap",
+    "visa-need",
+    "visa-j1",
+    "visa-h1b",
+    "start-residency",
 )
 
 # A small valid pathway; the error tests break one thing in a copy of it.
@@ -151,8 +230,16 @@ def test_real_file_follows_the_current_rules(real: Pathway) -> None:
     assert "MyIntealth" in explained["myintealth-usmle-id"]
     assert "Step 3" in explained["visa-h1b"]
     assert "usmle-step3" in real.steps["visa-h1b"].topics
+    assert "Step 3" in explained["h1b-step3"]
+    assert "usmle-step3-before-residency" in real.steps["h1b-step3"].topics
     assert "OET" in explained["oet-medicine"]
     assert "ResidencyCAS" in explained["residency-application"]
+    # FSMB opens the exam application only after ECFMG approved the Application (P04).
+    assert "approved" in explained["ecfmg-application"]
+    assert "FSMB" in explained["ecfmg-application"]
+    assert "approved your Application" in explained["fsmb-registration"]
+    assert "Revalidation" in explained["pathway-deadline"]
+    assert "Statement of Need" in explained["statement-of-need"]
 
 
 def test_main_road_runs_from_start_to_end(real: Pathway) -> None:
@@ -163,24 +250,39 @@ def test_main_road_runs_from_start_to_end(real: Pathway) -> None:
         nxt = real.skip(current)
         assert nxt is not None
         current = nxt
-    assert visited == [
-        "school-eligibility",
-        "myintealth-usmle-id",
-        "usmle-step1",
-        "usmle-step2ck",
-        "step2cs-history",
-        "choose-pathway",
-        "oet-medicine",
-        "credential-verification",
-        "ecfmg-certificate",
-        "residency-application",
-        "nrmp-interviews",
-        "rank-order-list",
-        "match-result",
-        "visa-need",
-        "visa-j1",
-        "start-residency",
-    ]
+    assert visited == MAIN_ROAD
+
+
+MAIN_ROAD = [
+    "school-eligibility",
+    "myintealth-usmle-id",
+    "ecfmg-application",
+    "credential-verification",
+    "fsmb-registration",
+    "usmle-step1",
+    "usmle-step2ck",
+    "step2cs-history",
+    "which-pathway",
+    "oet-medicine",
+    "pathway-deadline",
+    "pathway-accepted",
+    "program-research",
+    "application-documents",
+    "residency-application",
+    "nrmp-registration",
+    "nrmp-interviews",
+    "h1b-step3",
+    "rank-order-list",
+    "match-result",
+    "match-contract",
+    "ecfmg-certificate",
+    "visa-need",
+    "statement-of-need",
+    "visa-j1",
+    "training-license",
+    "start-residency",
+    "after-start",
+]
 
 
 # --- transitions and branches -----------------------------------------------------------
@@ -217,20 +319,23 @@ def test_failed_step2cs_leads_to_pathway6(real: Pathway) -> None:
     failed = real.choose("step2cs-history", "failed")
     never = real.choose("step2cs-history", "never-took")
     passed = real.choose("step2cs-history", "valid-pass")
-    assert failed is not None and failed.next == "pathway-6"
-    assert never is not None and never.next == "choose-pathway"
+    expired = real.choose("step2cs-history", "expired-pass")
+    assert failed is not None and failed.next == "pathway-6-mini-cex"
+    assert never is not None and never.next == "which-pathway"
+    # A pass that no longer counts for certification needs a Pathway like everyone else.
+    assert expired is not None and expired.next == "which-pathway"
     # A Step 2 CS pass still valid for certification needs no Pathway and no OET.
-    assert passed is not None and passed.next == "credential-verification"
-    after6 = real.choose("pathway-6", "accepted")
-    assert after6 is not None and after6.next == "oet-medicine"
+    assert passed is not None and passed.next == "program-research"
+    for choice in real.steps["pathway-6-mini-cex"].choices:
+        assert choice.next == "oet-medicine"
 
 
 @pytest.mark.parametrize(
     ("choice_id", "status", "target"),
     [
-        ("j1", Status.DONE, "visa-j1"),
+        ("j1", Status.DONE, "statement-of-need"),
         ("h1b", Status.DONE, "visa-h1b"),
-        ("none", Status.NOT_APPLICABLE, "start-residency"),
+        ("none", Status.NOT_APPLICABLE, "training-license"),
     ],
 )
 def test_visa_branches(real: Pathway, choice_id: str, status: Status, target: str) -> None:
@@ -239,17 +344,19 @@ def test_visa_branches(real: Pathway, choice_id: str, status: Status, target: st
     assert (t.status, t.next) == (status, target)
 
 
-def test_unmatched_goes_to_soap_and_soap_can_end(real: Pathway) -> None:
+def test_unmatched_goes_to_soap_and_soap_leads_on(real: Pathway) -> None:
     t = real.choose("match-result", "unmatched")
     assert t is not None and t.next == "soap"
     t = real.choose("soap", "no-position")
-    assert t is not None and t.is_end and t.status is Status.BLOCKED
+    assert t is not None and not t.is_end and t.next == "reapply"
     t = real.choose("soap", "accepted")
-    assert t is not None and t.next == "visa-need"
+    assert t is not None and t.next == "match-contract"
 
 
 def test_last_step_ends_the_road(real: Pathway) -> None:
     t = real.choose("start-residency", "started")
+    assert t is not None and t.next == "after-start" and t.status is Status.DONE
+    t = real.choose("after-start", "passed")
     assert t is not None and t.is_end and t.status is Status.DONE
 
 
@@ -317,6 +424,9 @@ def test_resolve_moves_a_user_off_a_removed_step(real: Pathway) -> None:
     statuses = {
         "school-eligibility": "done",
         "myintealth-usmle-id": "done",
+        "ecfmg-application": "done",
+        "credential-verification": "done",
+        "fsmb-registration": "done",
         "usmle-step1": "in_progress",
     }
     step_id, note = real.resolve("usmle-step-one-old", statuses)
@@ -348,29 +458,34 @@ def test_next_to_do_skips_finished_steps(real: Pathway) -> None:
         "usmle-step1": Status.IN_PROGRESS,
         "usmle-step2ck": Status.DONE,
     }
+    assert real.next_to_do(statuses) == "ecfmg-application"
+    for step_id in ("ecfmg-application", "credential-verification", "fsmb-registration"):
+        statuses[step_id] = Status.DONE
     assert real.next_to_do(statuses) == "usmle-step1"
     statuses["usmle-step1"] = Status.DONE
     assert real.next_to_do(statuses) == "step2cs-history"
 
 
 def test_next_to_do_follows_the_pathway6_branch(real: Pathway) -> None:
-    statuses = {
-        sid: "done"
-        for sid in ("school-eligibility", "myintealth-usmle-id", "usmle-step1", "usmle-step2ck")
-    }
-    statuses |= {"step2cs-history": "done", "pathway-6": "in_progress"}
-    # choose-pathway is off this user's road: it must not be what they are told to do.
-    assert real.next_to_do(statuses) == "pathway-6"
-    assert "choose-pathway" not in real.route(statuses)
+    statuses = {sid: "done" for sid in MAIN_ROAD[: MAIN_ROAD.index("step2cs-history") + 1]}
+    statuses["pathway-6-mini-cex"] = "in_progress"
+    choices = {"step2cs-history": "failed"}
+    # which-pathway is off this user's road: it must not be what they are told to do.
+    assert real.next_to_do(statuses, choices) == "pathway-6-mini-cex"
+    road = real.route(statuses, choices)
+    assert "which-pathway" not in road
+    # The Pathway 6 branch rejoins the main road at OET, before the Pathway decision.
+    assert road.index("pathway-6-mini-cex") < road.index("oet-medicine")
+    assert road.index("oet-medicine") < road.index("pathway-accepted")
 
 
 def test_next_to_do_uses_the_recorded_choice_when_given(real: Pathway) -> None:
     road = real.route({})
     statuses = {sid: "done" for sid in road[: road.index("visa-need") + 1]}
-    assert real.next_to_do(statuses) == "visa-j1"
+    assert real.next_to_do(statuses) == "statement-of-need"
     assert real.next_to_do(statuses, {"visa-need": "h1b"}) == "visa-h1b"
     statuses["visa-need"] = "not_applicable"
-    assert real.next_to_do(statuses) == "start-residency"
+    assert real.next_to_do(statuses) == "training-license"
 
 
 def test_next_to_do_is_none_when_the_road_is_done(real: Pathway) -> None:
@@ -618,7 +733,8 @@ def test_mermaid_draws_every_step_and_the_end(real: Pathway) -> None:
         assert f'{node}["{step.title}"]' in diagram
     assert "END([End])" in diagram
     assert '-.->|"No, it is not listed"| school_not_listed' in diagram
-    assert '-->|"Yes, I failed it"| pathway_6' in diagram
+    assert '-->|"I failed it at least once"| pathway_6_mini_cex' in diagram
+    assert '-.->|"No position this year"| reapply' in diagram
 
 
 def test_mermaid_file_is_up_to_date(real: Pathway) -> None:
@@ -640,9 +756,9 @@ def test_mermaid_escapes_quotes_and_reserved_words(tmp_path: Path) -> None:
 
 def test_progress_lists_the_road_and_answered_steps_only(real: Pathway) -> None:
     new_user = real.progress_steps({})
-    for off_road in ("school-not-listed", "pathway-6", "soap", "visa-h1b"):
+    for off_road in ("school-not-listed", "pathway-6-mini-cex", "soap", "reapply", "visa-h1b"):
         assert off_road not in new_user
-    assert new_user[0] == "school-eligibility" and new_user[-1] == "start-residency"
+    assert new_user[0] == "school-eligibility" and new_user[-1] == "after-start"
     h1b_user = real.progress_steps({"visa-need": "done"}, {"visa-need": "h1b"})
     assert "visa-h1b" in h1b_user and "visa-j1" not in h1b_user
     # A step the user answered stays listed even after they changed branch.
@@ -670,3 +786,179 @@ def test_real_file_links_only_to_topics_of_the_real_knowledge_base() -> None:
     pathway, problems = load_pathway(REAL_FILE, set(kb.by_id), "knowledge/pathway.yaml")
     assert [str(p) for p in problems] == []
     assert pathway is not None
+
+
+# --- the 2027-Match review (content audit, section 7), on the project's own knowledge ----
+
+
+@pytest.fixture(scope="module")
+def project() -> Pathway:
+    """Return the pathway loaded with the topic ids of the project's real knowledge base."""
+    from bot.knowledge import load_knowledge
+
+    kb, _ = load_knowledge(ROOT / "knowledge")
+    if kb is None:
+        pytest.skip("the knowledge base does not load; its own tests report why")
+    pathway, problems = load_pathway(REAL_FILE, set(kb.by_id), "knowledge/pathway.yaml")
+    assert [str(p) for p in problems] == []
+    assert pathway is not None
+    return pathway
+
+
+def main_road(p: Pathway) -> list[str]:
+    """Return the steps Skip walks through from the start (every step's first choice)."""
+    road: list[str] = []
+    current = p.start
+    while current != END and current not in road:
+        road.append(current)
+        nxt = p.skip(current)
+        assert nxt is not None
+        current = nxt
+    return road
+
+
+def reaches(p: Pathway, source: str, target: str) -> bool:
+    """Return True if some sequence of choices leads from ``source`` to ``target``."""
+    seen = {source}
+    queue = [source]
+    while queue:
+        step = p.steps[queue.pop()]
+        for choice in step.choices:
+            if choice.next == target:
+                return True
+            if choice.next != END and choice.next not in seen:
+                seen.add(choice.next)
+                queue.append(choice.next)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # OET scores are part of the Pathway application: pass OET before the decision.
+        ("oet-medicine", "pathway-accepted"),
+        ("oet-medicine", "pathway-deadline"),
+        ("which-pathway", "oet-medicine"),
+        ("pathway-deadline", "pathway-accepted"),
+        # FSMB opens the exam application only after ECFMG approved the Application.
+        ("myintealth-usmle-id", "ecfmg-application"),
+        ("ecfmg-application", "fsmb-registration"),
+        ("fsmb-registration", "usmle-step1"),
+        # Diploma verification starts early, not after the Pathway.
+        ("credential-verification", "usmle-step1"),
+        ("credential-verification", "which-pathway"),
+        # Program research and documents come before the application.
+        ("program-research", "residency-application"),
+        ("application-documents", "residency-application"),
+        ("residency-application", "nrmp-registration"),
+        ("nrmp-registration", "rank-order-list"),
+        # Step 3 for an H-1B has to be planned before ranking, not after Match Week.
+        ("h1b-step3", "rank-order-list"),
+        ("h1b-step3", "match-result"),
+        # After matching: contract, certificate, Statement of Need, visa, licence, start.
+        ("match-result", "match-contract"),
+        ("match-contract", "ecfmg-certificate"),
+        ("ecfmg-certificate", "visa-need"),
+        ("statement-of-need", "visa-j1"),
+        ("visa-j1", "training-license"),
+        ("training-license", "start-residency"),
+        ("start-residency", "after-start"),
+    ],
+)
+def test_order_fixes_hold_on_the_main_road(project: Pathway, before: str, after: str) -> None:
+    road = main_road(project)
+    assert road.index(before) < road.index(after), f"{before} must come before {after}"
+
+
+def test_the_main_road_reaches_the_end_through_every_new_step(project: Pathway) -> None:
+    road = main_road(project)
+    assert road == MAIN_ROAD
+    assert project.skip(road[-1]) == END
+
+
+def test_pathway6_and_expired_cs_pass_also_take_oet_before_the_decision(
+    project: Pathway,
+) -> None:
+    for choice_id in ("failed", "expired-pass", "never-took"):
+        statuses = {sid: "done" for sid in MAIN_ROAD[: MAIN_ROAD.index("step2cs-history") + 1]}
+        road = project.route(statuses, {"step2cs-history": choice_id})
+        assert road.index("oet-medicine") < road.index("pathway-accepted"), choice_id
+    valid = project.route({}, {"step2cs-history": "valid-pass"})
+    assert "oet-medicine" not in valid and "pathway-accepted" not in valid
+    assert "program-research" in valid
+
+
+def test_h1b_user_meets_step3_before_ranking(project: Pathway) -> None:
+    road = project.route({}, {"visa-need": "h1b"})
+    assert road.index("h1b-step3") < road.index("rank-order-list") < road.index("visa-h1b")
+    assert "usmle-step3" in project.steps["h1b-step3"].topics
+
+
+def test_unsuccessful_soap_is_not_a_dead_end(project: Pathway) -> None:
+    t = project.choose("soap", "no-position")
+    assert t is not None and not t.is_end
+    plan = project.steps[t.next]
+    # The plan leads back into next season's application, not only to the end.
+    leads_on = [c for c in plan.choices if c.next != END]
+    assert leads_on, f"{plan.id} only ends the road"
+    assert plan.choices[0].next != END  # Skip follows a real road too
+    assert reaches(project, plan.id, "residency-application")
+    assert reaches(project, plan.id, "pathway-deadline")  # Pathway validity / Revalidation
+    assert reaches(project, plan.id, "match-contract")  # a post-SOAP position
+    assert {"gme-after-soap-plan", "gme-eras-reapply"} <= set(plan.topics)
+
+
+def test_no_step_id_from_before_the_review_is_dropped(project: Pathway) -> None:
+    renamed = project.renamed()
+    for old in IDS_BEFORE_2027_REVIEW:
+        assert old in project.steps or old in renamed, f"users on '{old}' would be lost"
+
+
+@pytest.mark.parametrize("old", ["choose-pathway", "pathway-6"])
+def test_a_user_on_a_renamed_step_keeps_their_place(project: Pathway, old: str) -> None:
+    earlier = {sid: "done" for sid in MAIN_ROAD[: MAIN_ROAD.index("step2cs-history") + 1]}
+    statuses = earlier | {old: "in_progress"}
+    step_id, note = project.resolve(old, statuses)
+    assert step_id == "pathway-accepted"
+    assert note is not None and project.steps["pathway-accepted"].title in note
+    # The old question was "Has ECFMG accepted your Pathway (6) application?": same step.
+    assert "accepted" in project.steps["pathway-accepted"].question
+    assert project.live_statuses(statuses)["pathway-accepted"] is Status.IN_PROGRESS
+    # Their stored choice ids still mean the same on the new step.
+    for choice_id in ("accepted", "applied", "not-yet"):
+        t = project.choose("pathway-accepted", choice_id)
+        assert t is not None and not t.is_end
+    assert project.previous([*MAIN_ROAD[:3], old]) == (MAIN_ROAD[2], tuple(MAIN_ROAD[:3]))
+
+
+def test_the_rest_of_the_old_road_keeps_its_ids(project: Pathway) -> None:
+    # Users who answered before the review: their statuses still count, by the same id.
+    old_statuses = {sid: "done" for sid in IDS_BEFORE_2027_REVIEW if sid != "school-not-listed"}
+    live = project.live_statuses(old_statuses)
+    assert live["pathway-accepted"] is Status.DONE
+    assert live["credential-verification"] is Status.DONE
+    assert project.resolve("oet-medicine", old_statuses) == ("oet-medicine", None)
+
+
+def test_buttons_fit_and_steps_explain_with_topics(project: Pathway) -> None:
+    for step in project.steps.values():
+        assert len(step.title) <= 40, step.id
+        assert step.topics, step.id
+        for choice in step.choices:
+            assert len(choice.label) <= 30, (step.id, choice.id)
+
+
+def test_no_season_dates_typed_into_the_steps(project: Pathway) -> None:
+    season = re.compile(r"\b(20\d\d) Match\b|\b2027\b|\bin 20\d\d Match Week\b")
+    for step in project.steps.values():
+        text = " ".join([step.title, step.explain, step.question])
+        assert not season.search(text), f"{step.id}: link a topic instead of typing the date"
+    # Deadline steps send users to their Match year's date, given by a linked topic.
+    for step_id, topic in [
+        ("pathway-deadline", "ecfmg-pathways-deadlines"),
+        ("nrmp-registration", "gme-nrmp-deadline"),
+        ("rank-order-list", "gme-rank-order-list"),
+    ]:
+        step = project.steps[step_id]
+        assert "for your Match year" in step.explain, step_id
+        assert topic in step.topics, step_id
