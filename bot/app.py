@@ -28,6 +28,7 @@ from bot.yamlio import Problem
 
 logger = logging.getLogger(__name__)
 
+LEARN_TASK_KEY = "learn_task"
 WATCH_TASK_KEY = "knowledge_watch_task"
 MAX_ADMIN_PROBLEMS = 20
 
@@ -71,7 +72,9 @@ async def notify_admins(
     """Tell the admins a knowledge edit was rejected, with every problem found."""
     if not admins:
         return
-    shown = [str(p) for p in problems[:MAX_ADMIN_PROBLEMS]]
+    # Causes first: links to topics a broken file no longer defines are consequences.
+    ordered = sorted(problems, key=lambda p: "which is not a topic id" in str(p))
+    shown = [str(p) for p in ordered[:MAX_ADMIN_PROBLEMS]]
     more = len(problems) - len(shown)
     text = (
         "⚠️ A knowledge base edit was rejected; the bot keeps serving the last good version.\n\n"
@@ -120,6 +123,10 @@ def build_application(
             await app.bot.set_my_commands(list(COMMANDS))
         except TelegramError as exc:  # the menu is a nicety; the bot works without it
             logger.warning("could not set the command list: %s", exc)
+        # The learned model trains in seconds: answer at once, and add it when ready.
+        app.bot_data[LEARN_TASK_KEY] = asyncio.create_task(
+            asyncio.to_thread(holder.learn), name="learn"
+        )
         interval = settings.knowledge.reload_interval
         if interval > 0:
 
@@ -131,6 +138,10 @@ def build_application(
             )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        learning = app.bot_data.pop(LEARN_TASK_KEY, None)
+        if learning is not None:
+            with contextlib.suppress(Exception):
+                await learning
         task = app.bot_data.pop(WATCH_TASK_KEY, None)
         if task is not None:
             task.cancel()
@@ -156,7 +167,7 @@ def run_bot(settings: Settings) -> int:
         )
         return 2
     install_redaction(token)
-    bundle, problems = load_bundle(settings.knowledge.path)
+    bundle, problems = load_bundle(settings.knowledge.path, learned=False)
     if bundle is None:
         for problem in problems:
             print(problem, file=sys.stderr)

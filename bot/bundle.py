@@ -9,6 +9,7 @@ edit never replaces a good bundle. Nothing here knows Telegram or SQL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,9 +35,13 @@ class Bundle:
 
 
 def load_bundle(
-    path: Path | str, *, with_pathway: bool = True
+    path: Path | str, *, with_pathway: bool = True, learned: bool = True
 ) -> tuple[Bundle | None, list[Problem]]:
-    """Load topics, synonyms and (if present) the pathway; return a bundle or the problems."""
+    """Load topics, synonyms and (if present) the pathway; return a bundle or the problems.
+
+    ``learned=False`` skips training the learned model (seconds): the bot then answers
+    with the lexical matcher at once, and :meth:`KnowledgeHolder.learn` adds the model.
+    """
     path = Path(path)
     kb, problems = load_knowledge(path)
     pathway: Pathway | None = None
@@ -49,7 +54,7 @@ def load_bundle(
         problems = problems + pathway_problems
     if kb is None or problems:
         return None, sorted(problems, key=lambda p: (p.file, p.line))
-    return Bundle(kb, Matcher.build(kb), pathway, time.time()), []
+    return Bundle(kb, Matcher.build(kb, learned=learned), pathway, time.time()), []
 
 
 ReloadListener = Callable[[Sequence[Problem]], Awaitable[None]]
@@ -77,7 +82,7 @@ class KnowledgeHolder:
         current = fingerprint(self.path)
         if current == self._fingerprint or current == self._failed_fingerprint:
             return False, []
-        bundle, problems = load_bundle(self.path)
+        bundle, problems = load_bundle(self.path, learned=False)
         if bundle is None:
             self._failed_fingerprint = current
             logger.error(
@@ -91,13 +96,31 @@ class KnowledgeHolder:
         logger.info("knowledge reloaded: %d topics", len(bundle.kb.topics))
         return True, []
 
+    def learn(self) -> bool:
+        """Add the learned model to the serving bundle, if it lacks one; tell if it did.
+
+        Training takes seconds, so a new knowledge base serves with the lexical matcher
+        first and this swaps in the full one when ready (unless a newer reload won).
+        """
+        bundle = self._bundle
+        if bundle.matcher.learned:
+            return False
+        matcher = bundle.matcher.with_learned()
+        if self._bundle is not bundle:
+            return False
+        self._bundle = dataclasses.replace(bundle, matcher=matcher)
+        logger.info("learned model in service")
+        return True
+
     async def watch(self, interval: float, on_failure: ReloadListener) -> None:
         """Poll the knowledge files every ``interval`` seconds until cancelled."""
         while True:
             await asyncio.sleep(interval)
             try:
                 # Loading is CPU work of tens of milliseconds; keep it off the event loop.
-                _, problems = await asyncio.to_thread(self.reload_if_changed)
+                reloaded, problems = await asyncio.to_thread(self.reload_if_changed)
+                if reloaded:
+                    await asyncio.to_thread(self.learn)
             except Exception:
                 logger.exception("knowledge watcher failed; will try again")
                 continue

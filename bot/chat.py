@@ -129,6 +129,7 @@ async def chat_loop(
         if holder is not None:
             reloaded, problems = holder.reload_if_changed()
             if reloaded:
+                holder.learn()
                 print("(knowledge base reloaded)", file=out)
             for problem in problems:
                 print(f"(edit rejected) {problem}", file=out)

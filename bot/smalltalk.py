@@ -67,8 +67,10 @@ def small_talk(message: str) -> str | None:
     if not _HAS_WORD.search(message):
         return "emoji" if message.strip() else None
     folded = _REPEATS.sub(r"\1\1", normalize(message))
-    folded = folded.removesuffix(" bot").strip() if folded != "hello bot" else folded
-    return _LOOKUP.get(folded) or _LOOKUP.get(_REPEATS.sub(r"\1", folded))
+    for form in (folded, _REPEATS.sub(r"\1", folded), folded.removesuffix(" bot")):
+        if form in _LOOKUP:
+            return _LOOKUP[form]
+    return None
 
 
 #: Function words of the languages applicants often write in, besides English.

@@ -78,7 +78,7 @@ def test_ask_batch_mode_answers_one_line_per_question(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 5
-    assert [r["status"] for r in records][1:4] == ["fallback"] * 3
+    assert [r["status"] for r in records][1:4] == ["fallback", "fallback", "smalltalk"]
     assert records[0]["topic"] == "delete-account"
     assert records[4]["topic"] == "reset-password"
     assert records[2]["topic"] is None and records[2]["text"] == ""
