@@ -116,8 +116,10 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     """Add the command handlers."""
+    # New messages only: an edited "/mydata" or "/forget" must not run the command again.
+    new = filters.UpdateType.MESSAGE
     for name, action in ACTIONS.items():
-        app.add_handler(CommandHandler(name, _handler(name, action)))
+        app.add_handler(CommandHandler(name, _handler(name, action), filters=new))
     app.add_handler(
-        MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
+        MessageHandler(new & filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
     )

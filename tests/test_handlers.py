@@ -43,6 +43,7 @@ from tests.tg import (
     callback_update,
     command_update,
     group_update,
+    make_update,
     photo_update,
     replies,
     text_update,
@@ -780,6 +781,17 @@ async def test_forget_really_deletes_everything(tg: BotHarness, store: Store) ->
     assert data["questions"] == [] and data["feedback"] == []
     assert data["pathway"] == {"current_step": None, "statuses": {}, "history": []}
     assert await store.unanswered() == []
+
+
+@pytest.mark.parametrize("command", ["/mydata", "/forget", "/reset", "/start", "/nosuch"])
+async def test_an_edited_command_is_not_run_again(tg: BotHarness, command: str) -> None:
+    await tg.say(FALLBACK)
+    payload = command_update(tg.bot, command).to_dict()
+    message = payload.pop("message")
+    message["edit_date"] = message["date"] + 5
+    payload.pop("update_id", None)
+    calls = await tg.feed(make_update(tg.bot, {"edited_message": message}))
+    assert replies(calls) == []
 
 
 async def test_mydata_sends_a_readable_message_and_a_json_file(
