@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize as l2_normalize
-from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +42,8 @@ class LearnedScorer:
 
     def __init__(
         self,
-        word: TfidfVectorizer,
-        char: TfidfVectorizer,
+        word: Any,
+        char: Any,
         weights: sparse.csr_matrix,
         bias: np.ndarray,
         method: str,
@@ -60,6 +59,14 @@ class LearnedScorer:
     @classmethod
     def build(cls, texts: Sequence[str], labels: Sequence[int], n_topics: int) -> LearnedScorer:
         """Learn from ``texts`` (normalised phrasings) labelled with topic indices."""
+        # Imported here: scikit-learn takes a second to import, and the bot starts
+        # answering with the lexical matcher before the learned model is trained.
+        from scipy import sparse
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.preprocessing import normalize as l2_normalize
+        from sklearn.svm import LinearSVC
+
         word = TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32,
             token_pattern=r"(?u)\b\w+\b",
@@ -106,6 +113,8 @@ class LearnedScorer:
         return cls(word, char, weights, bias, method)
 
     def _vector(self, text: str) -> sparse.csr_matrix:
+        from scipy import sparse  # already imported by build()
+
         return sparse.hstack(
             [self._word.transform([text]), self._char.transform([text])], format="csr"
         )
