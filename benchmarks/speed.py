@@ -135,8 +135,12 @@ def measure_size(n: int, queries: int = 1000) -> dict[str, float]:
     gc.collect()
     rss_before = _rss_mb()
     start = time.perf_counter()
-    matcher = Matcher.build(kb)
+    lexical = Matcher.build(kb, learned=False)
     build = time.perf_counter() - start
+    start = time.perf_counter()
+    matcher = lexical.with_learned()  # what the bot adds in the background after start
+    learned_build = time.perf_counter() - start
+    del lexical
     gc.collect()
     rss_after = _rss_mb()
     thresholds = Thresholds()
@@ -156,6 +160,8 @@ def measure_size(n: int, queries: int = 1000) -> dict[str, float]:
         "topics": n,
         "phrasings": sum(len(t.questions) for t in topics),
         "build_s": build,
+        "learned_s": learned_build,
+        "learned_mb": matcher.learned_bytes / 2**20,
         "p50_ms": _percentile(times, 0.5),
         "p95_ms": _percentile(times, 0.95),
         "max_ms": max(times),
@@ -236,13 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     sizes = args.sizes or ([100, 1000, 10000, 100000] if args.full else [100, 1000, 10000])
     print(
-        f"{'topics':>8} {'phrasings':>9} {'build s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+        f"{'topics':>8} {'phrasings':>9} {'build s':>8} {'learn s':>8} {'weights MiB':>11}"
+        f" {'p50 ms':>7} {'p95 ms':>7}"
         f" {'max ms':>7} {'10k-char ms':>11} {'RSS MiB':>8} {'index MiB':>9}"
     )
     for n in sizes:
         r = _in_subprocess(str(n))
         print(
             f"{r['topics']:>8,.0f} {r['phrasings']:>9,.0f} {r['build_s']:8.2f}"
+            f" {r['learned_s']:8.2f} {r['learned_mb']:11.1f}"
             f" {r['p50_ms']:7.2f} {r['p95_ms']:7.2f} {r['max_ms']:7.2f}"
             f" {r['long_query_ms']:11.2f} {r['rss_mb']:8.0f} {r['index_mb']:9.0f}"
         )

@@ -28,7 +28,6 @@ from bot.yamlio import Problem
 
 logger = logging.getLogger(__name__)
 
-LEARN_TASK_KEY = "learn_task"
 WATCH_TASK_KEY = "knowledge_watch_task"
 MAX_ADMIN_PROBLEMS = 20
 
@@ -124,9 +123,7 @@ def build_application(
         except TelegramError as exc:  # the menu is a nicety; the bot works without it
             logger.warning("could not set the command list: %s", exc)
         # The learned model trains in seconds: answer at once, and add it when ready.
-        app.bot_data[LEARN_TASK_KEY] = asyncio.create_task(
-            asyncio.to_thread(holder.learn), name="learn"
-        )
+        holder.keep_learned()
         interval = settings.knowledge.reload_interval
         if interval > 0:
 
@@ -138,10 +135,6 @@ def build_application(
             )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
-        learning = app.bot_data.pop(LEARN_TASK_KEY, None)
-        if learning is not None:
-            with contextlib.suppress(Exception):
-                await learning
         task = app.bot_data.pop(WATCH_TASK_KEY, None)
         if task is not None:
             task.cancel()

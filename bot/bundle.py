@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class KnowledgeHolder:
         self._bundle = bundle
         self._fingerprint = fingerprint(self.path)
         self._failed_fingerprint: tuple[tuple[str, int, int], ...] | None = None
+        self._learning: threading.Thread | None = None
 
     @property
     def bundle(self) -> Bundle:
@@ -97,20 +99,38 @@ class KnowledgeHolder:
         return True, []
 
     def learn(self) -> bool:
-        """Add the learned model to the serving bundle, if it lacks one; tell if it did.
+        """Add the learned model to the serving bundle until it has one; tell if it did.
 
         Training takes seconds, so a new knowledge base serves with the lexical matcher
-        first and this swaps in the full one when ready (unless a newer reload won).
+        first and this swaps in the full one when ready. A reload during training wins;
+        the loop then trains again for the newer bundle.
         """
-        bundle = self._bundle
-        if bundle.matcher.learned:
-            return False
-        matcher = bundle.matcher.with_learned()
-        if self._bundle is not bundle:
-            return False
-        self._bundle = dataclasses.replace(bundle, matcher=matcher)
-        logger.info("learned model in service")
-        return True
+        added = False
+        while not (bundle := self._bundle).matcher.learned:
+            matcher = bundle.matcher.with_learned()
+            if self._bundle is bundle:
+                self._bundle = dataclasses.replace(bundle, matcher=matcher)
+                logger.info("learned model in service")
+                added = True
+        return added
+
+    def keep_learned(self) -> threading.Thread | None:
+        """Start training in the background if the serving bundle lacks the model.
+
+        At most one training runs at a time; call it again whenever the bundle may have
+        changed (the watcher does, on every poll). The thread is a daemon: a stopping
+        bot does not wait for a training nobody will use. Returns the running thread.
+        """
+        if self.training is None and not self._bundle.matcher.learned:
+            self._learning = threading.Thread(target=self.learn, name="learn", daemon=True)
+            self._learning.start()
+        return self.training
+
+    @property
+    def training(self) -> threading.Thread | None:
+        """The training in progress, if any."""
+        running = self._learning
+        return running if running is not None and running.is_alive() else None
 
     async def watch(self, interval: float, on_failure: ReloadListener) -> None:
         """Poll the knowledge files every ``interval`` seconds until cancelled."""
@@ -118,9 +138,8 @@ class KnowledgeHolder:
             await asyncio.sleep(interval)
             try:
                 # Loading is CPU work of tens of milliseconds; keep it off the event loop.
-                reloaded, problems = await asyncio.to_thread(self.reload_if_changed)
-                if reloaded:
-                    await asyncio.to_thread(self.learn)
+                _, problems = await asyncio.to_thread(self.reload_if_changed)
+                self.keep_learned()  # in the background: the next edit is seen meanwhile
             except Exception:
                 logger.exception("knowledge watcher failed; will try again")
                 continue

@@ -74,20 +74,42 @@ def thresholds_from(settings: MatchingSettings) -> Thresholds:
     )
 
 
-def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> dict[str, Any]:
-    """Answer one question as the ``ask --json`` contract describes."""
-    if small_talk(question.strip()) is not None:
-        return {"status": "smalltalk", "topic": None, "score": 0.0, "text": "", "candidates": []}
-    result = bundle.matcher.match(question[:MAX_QUESTION_CHARS], thresholds_from(settings))
+@dataclass(frozen=True)
+class Understood:
+    """What a free-text message is: small talk, or a match and the status it leads to."""
+
+    status: str  # answer | ambiguous | fallback | decline | smalltalk
+    result: MatchResult
+    topic: Topic | None  # the first candidate's topic, when there is one
+    small_talk: str | None = None  # the small-talk intent, for status "smalltalk"
+
+
+def understand(bundle: Bundle, thresholds: Thresholds, question: str) -> Understood:
+    """Tell what a message is; the one place that turns a match into a status.
+
+    Small talk is recognised before matching; a decline topic matched (directly or first
+    in a choice) means the question is outside what the bot covers.
+    """
+    intent = small_talk(question.strip())
+    if intent is not None:
+        return Understood("smalltalk", MatchResult(Decision.FALLBACK, ()), None, intent)
+    result = bundle.matcher.match(question[:MAX_QUESTION_CHARS], thresholds)
     best = result.best
     topic = bundle.kb.by_id.get(best.topic_id) if best else None
-    fallback = result.decision is Decision.FALLBACK or topic is None
-    status = str(result.decision)
-    if topic is not None and topic.is_decline and not fallback:
-        status = "decline"
+    if topic is None or result.decision is Decision.FALLBACK:
+        return Understood(str(Decision.FALLBACK), result, topic)
+    return Understood("decline" if topic.is_decline else str(result.decision), result, topic)
+
+
+def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> dict[str, Any]:
+    """Answer one question as the ``ask --json`` contract describes."""
+    seen = understand(bundle, thresholds_from(settings), question)
+    result, topic = seen.result, seen.topic
+    best = result.best
+    fallback = seen.status in ("fallback", "smalltalk")
     return {
-        "status": status,
-        "topic": None if fallback or best is None else best.topic_id,
+        "status": seen.status,
+        "topic": None if fallback or topic is None else topic.id,
         "score": round(best.score, 2) if best else 0.0,
         "text": "" if fallback or topic is None else topic.answer,
         "candidates": [
@@ -313,28 +335,26 @@ class Engine:
             pending = self._pending_here(user, awaiting)
             if pending and self._awaiting_fresh(since):
                 return await self._take_awaited(user, pending, cleaned)
-            intent = small_talk(cleaned)
-            if intent is not None:  # a kind word back, and nothing logged for staff
-                return Reply(
-                    text(REPLIES[intent]),
-                    ((Button("📚 Browse topics", act.Menu("topics")),),),
-                    kind="smalltalk",
-                )
             return await self._answer(user, cleaned)
 
     async def _answer(self, user: User, question: str) -> Reply:
-        """Match a question and turn the decision into a reply."""
+        """Understand a message and turn what it is into a reply."""
         question = question[:MAX_QUESTION_CHARS]
-        bundle = self.bundle
-        result = await self._match(bundle, question)
+        seen = await self._understand(question)
+        result, topic = seen.result, seen.topic
         best = result.best
-        topic = bundle.kb.by_id.get(best.topic_id) if best else None
-        if topic is not None and topic.is_decline and result.decision is not Decision.FALLBACK:
+        if seen.small_talk is not None:  # a kind word back, and nothing logged for staff
+            return Reply(
+                text(REPLIES[seen.small_talk]),
+                ((Button("📚 Browse topics", act.Menu("topics")),),),
+                kind="smalltalk",
+            )
+        if seen.status == "decline" and topic is not None:
             return self.topic_reply(topic)  # outside what the bot covers: said, not logged
-        if result.decision is Decision.ANSWER and topic is not None:
+        if seen.status == "answer" and topic is not None:
             note = ENGLISH_NOTE if looks_non_english(question) else ""
             return self.topic_reply(topic, intro=note)
-        if result.decision is Decision.AMBIGUOUS and best:
+        if seen.status == "ambiguous" and best:
             return await self._did_you_mean(user, question, result)
         await self.store.log_question(
             user.id,
@@ -414,13 +434,13 @@ class Engine:
             return False
         return dt.datetime.now(dt.UTC) - asked <= AWAIT_TTL
 
-    async def _match(self, bundle: Bundle, question: str) -> MatchResult:
-        """Match on a worker thread, so that no question holds up other users' messages.
+    async def _understand(self, question: str) -> Understood:
+        """Understand on a worker thread, so that no question holds up other users' messages.
 
         The matcher bounds its own work (see :meth:`Matcher.analyse`); the thread keeps
         even that bounded work off the event loop that serves everyone.
         """
-        return await asyncio.to_thread(bundle.matcher.match, question, self.thresholds)
+        return await asyncio.to_thread(understand, self.bundle, self.thresholds, question)
 
     async def _take_awaited(self, user: User, awaiting: str, message: str) -> Reply:
         """Handle the text the bot asked for, instead of treating it as a question."""
@@ -428,17 +448,11 @@ class Engine:
         if awaiting.startswith(AWAIT_COMMENT):
             topic_id = awaiting.removeprefix(AWAIT_COMMENT)
             await self.store.add_feedback_comment(user.id, topic_id, message[:MAX_QUESTION_CHARS])
-            result = await self._match(self.bundle, message[:MAX_QUESTION_CHARS])
-            best = result.best
+            seen = await self._understand(message)
             thanks = "Thank you, I've passed that on to the team."
-            if (
-                result.decision is Decision.ANSWER
-                and best
-                and best.topic_id != topic_id
-                and best.topic_id in self.bundle.kb.by_id
-            ):
+            if seen.status == "answer" and seen.topic is not None and seen.topic.id != topic_id:
                 return self.topic_reply(
-                    self.bundle.kb.by_id[best.topic_id],
+                    seen.topic,
                     intro=thanks + " This may be closer to what you need:",
                 )
             return Reply(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Above this many topics, centroids replace the SVM (training stays in seconds).
-SVM_MAX_TOPICS = 2000
+SVM_MAX_TOPICS = 600
 #: Up to this many topics a question is scored against all of them.
 FULL_SCORING_TOPICS = 5000
 #: Weights smaller than this are dropped after training (they change no ranking).
@@ -51,7 +51,8 @@ class LearnedScorer:
         self._word = word
         self._char = char
         self._weights = weights
-        self._columns = weights.tocsc()  # for scoring every topic at once
+        # Column-major copy for scoring every topic at once (only where that is done).
+        self._columns = weights.tocsc() if weights.shape[0] <= FULL_SCORING_TOPICS else None
         self._bias = bias
         self.method = method
         self.n_topics = weights.shape[0]
@@ -121,7 +122,7 @@ class LearnedScorer:
 
     def score_all(self, text: str) -> np.ndarray | None:
         """Return every topic's decision value, or None when the base is too large for that."""
-        if self.n_topics > FULL_SCORING_TOPICS:
+        if self._columns is None:
             return None
         x = self._vector(text)
         if x.nnz == 0:
@@ -145,4 +146,5 @@ class LearnedScorer:
     def memory_bytes(self) -> int:
         """Approximate memory held by the weights (the vocabularies come on top)."""
         w = self._weights
-        return int(w.data.nbytes + w.indices.nbytes + w.indptr.nbytes) * 2
+        copies = 1 if self._columns is None else 2
+        return int(w.data.nbytes + w.indices.nbytes + w.indptr.nbytes) * copies

@@ -254,18 +254,25 @@ class Matcher:
     ) -> Matcher:
         """Index every topic once; with ``learned``, train the learned model beside it."""
         matcher = cls._build_lexical(kb, params)
-        return matcher.with_learned() if learned and len(kb.topics) >= 3 else matcher
+        return matcher.with_learned() if learned else matcher
 
     def with_learned(self) -> Matcher:
         """Return this matcher with the learned model added (trained now, in seconds)."""
+        if self.learned:  # already there, or nothing to learn from
+            return self
         twin = copy.copy(self)
         twin._learned = LearnedScorer.build(*self._learning_texts(), len(self._topics))
         return twin
 
     @property
     def learned(self) -> bool:
-        """Tell whether the learned model takes part in ranking."""
-        return self._learned is not None
+        """Tell whether the learned model is there (or there is nothing to learn from)."""
+        return self._learned is not None or not self._texts
+
+    @property
+    def learned_bytes(self) -> int:
+        """Approximate memory of the learned model's weights (0 without one)."""
+        return self._learned.memory_bytes if self._learned is not None else 0
 
     def _learning_texts(self) -> tuple[list[str], list[int]]:
         """Return every indexed phrasing (normalised, synonyms applied) and its topic."""
@@ -585,14 +592,15 @@ class Matcher:
         else:
             pool = list(lexical)
             values = learned.score(text, pool)
-        scored = sorted(
+        curve = LEARNED_SHARE * 100.0
+        scored = [
             (
                 (1 - LEARNED_SHARE) * lexical.get(topic, 0.0)
-                + LEARNED_SHARE * 100.0 / (1.0 + math.exp(-LEARNED_SLOPE * (v - LEARNED_MIDDLE))),
+                + curve / (1.0 + math.exp(-LEARNED_SLOPE * (v - LEARNED_MIDDLE))),
                 topic,
             )
             for topic, v in zip(pool, values.tolist(), strict=True)
-        )
+        ]
         scored.sort(key=lambda item: (-item[0], item[1]))
         topics = self._topics
         return [Candidate(topics[i].id, topics[i].title, round(v, 2)) for v, i in scored[:limit]]

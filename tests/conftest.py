@@ -52,6 +52,19 @@ def real_bundle() -> Bundle:
     return bundle
 
 
+#: A small account FAQ, for tests about the tools rather than the project's content.
+FAQ_TOPICS = """\
+- id: reset-password
+  title: Reset your password
+  questions: [How do I reset my password?, forgot my password]
+  answer: Use the "Forgot password" link on the sign-in page.
+- id: delete-account
+  title: Delete your account
+  questions: [How do I delete my account?, close my account for good]
+  answer: Go to Settings, then Account, then Delete.
+"""
+
+
 def write_kb(directory: Path, topics: str, name: str = "topics.yaml") -> Path:
     """Write a one-file knowledge directory (no pathway) and return it.
 

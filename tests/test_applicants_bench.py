@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.applicants import main
-from tests.conftest import write_kb
+from tests.conftest import FAQ_TOPICS, write_kb
 
-TOPICS = textwrap.dedent("""\
-  - id: reset-password
-    title: Reset your password
-    questions: [How do I reset my password?, forgot my password]
-    answer: Use the "Forgot password" link on the sign-in page.
-  - id: delete-account
-    title: Delete your account
-    questions: [How do I delete my account?, close my account for good]
-    answer: Go to Settings, then Account, then Delete.
+TOPICS = FAQ_TOPICS + textwrap.dedent("""\
   - id: change-email
     title: Change your email address
     questions: [How do I change my email address?, update the email on my profile]

@@ -7,11 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 from bot.store import Store
-from tests.conftest import write_kb
+from tests.conftest import FAQ_TOPICS, write_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,16 +28,7 @@ def run(*args: str, stdin: str | None = None, cwd: Path = ROOT,
 
 def small_kb(tmp_path: Path) -> Path:
     """Write a two-topic knowledge directory."""
-    return write_kb(tmp_path / "kb", textwrap.dedent("""\
-          - id: reset-password
-            title: Reset your password
-            questions: [How do I reset my password?, forgot my password]
-            answer: Use the "Forgot password" link on the sign-in page.
-          - id: delete-account
-            title: Delete your account
-            questions: [How do I delete my account?, close my account for good]
-            answer: Go to Settings, then Account, then Delete.
-        """), name="faq.yaml")
+    return write_kb(tmp_path / "kb", FAQ_TOPICS, name="faq.yaml")
 
 
 def test_check_passes_on_the_project_knowledge() -> None:

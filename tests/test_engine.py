@@ -18,7 +18,7 @@ from bot.engine import Engine, User
 from bot.matching import Matcher, MatchResult, Thresholds
 from bot.reply import Reply, Style
 from bot.store import Store
-from tests.conftest import KNOWLEDGE, write_kb
+from tests.conftest import FAQ_TOPICS, KNOWLEDGE, write_kb
 
 ALICE = User(1001, "Alice")
 BOB = User(1002, "Bob")
@@ -111,6 +111,28 @@ def test_the_learned_model_is_added_after_a_fast_start(tmp_path: Path) -> None:
     assert holder.learn() is True
     assert holder.bundle.matcher.learned and holder.bundle.kb is bundle.kb
     assert holder.learn() is False  # already there
+
+
+async def test_after_a_reload_the_learned_model_follows_in_the_background(
+    tmp_path: Path,
+) -> None:
+    kb = write_kb(tmp_path / "kb", FAQ_TOPICS)
+    bundle, problems = load_bundle(kb)
+    assert bundle is not None and bundle.matcher.learned, problems
+    holder = KnowledgeHolder(kb, bundle)
+    assert holder.keep_learned() is None  # nothing to do
+    write_kb(tmp_path / "kb", FAQ_TOPICS + textwrap.dedent("""\
+        - id: change-email
+          title: Change your email address
+          questions: [How do I change my email address?]
+          answer: Go to Settings, then Profile, then Email.
+    """))
+    reloaded, _ = holder.reload_if_changed()
+    assert reloaded and not holder.bundle.matcher.learned  # served at once, lexical
+    training = holder.keep_learned()
+    assert training is not None and holder.keep_learned() is training  # one at a time
+    await asyncio.to_thread(training.join, 120)
+    assert holder.bundle.matcher.learned and "change-email" in holder.bundle.kb.by_id
 
 
 class _HeldMatcher:
