@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -145,9 +147,19 @@ def cmd_ask(
     return EXIT_OK
 
 
+#: Characters that would act on a terminal rather than show: C0/C1 controls (ESC, BEL,
+#: NUL, ...) and the bidirectional overrides that reorder what a reader sees.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Show control characters of user text as escapes (``\\x1b``), never as actions."""
+    return _UNSAFE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
 def _one_line(text: str, limit: int = 160) -> str:
-    """Squash a text onto one line for tabular output."""
-    flat = " ".join(text.split())
+    """Squash a text onto one safe line for tabular output."""
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -232,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     """Parse the arguments and run one subcommand."""
     args = _parser().parse_args(argv)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Piped text in another encoding must not end the run: undecodable bytes become
+        # U+FFFD and the remaining lines are still read.
+        sys.stdin.reconfigure(errors="replace")
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

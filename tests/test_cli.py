@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.store import Store
 from tests.conftest import FAQ_TOPICS, write_kb
 
@@ -174,3 +176,37 @@ def test_run_without_a_token_explains_and_exits_non_zero(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "TELEGRAM_BOT_TOKEN" in result.stderr and "python -m bot chat" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def write_config(tmp_path: Path) -> Path:
+    """Write a config whose database lives in ``tmp_path``."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'db.sqlite3'}\n")
+    return config
+
+
+@pytest.mark.parametrize("command", ["ask", "chat"])
+def test_piped_text_in_another_encoding_does_not_end_the_run(
+    tmp_path: Path, command: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IMG_GUIDE"))}
+    env.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8",
+               IMG_GUIDE_CONFIG=str(write_config(tmp_path)))
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", command, "--kb", str(small_kb(tmp_path))],
+        input="caf\xe9 account\nforgot my password\n".encode("latin-1"),
+        capture_output=True, cwd=ROOT, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert b"Forgot password" in result.stdout  # the line after the bad byte is answered
+
+
+def test_staff_output_shows_control_characters_instead_of_obeying_them(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    hostile = "zebra\x1b]0;pwned\x07 \x1b[2J\x00 \u202egnp.exe"
+    chat = run("chat", "--config", str(config), stdin=hostile + "\n/quit\n")
+    assert chat.returncode == 0, chat.stderr
+    rows = run("unanswered", "--config", str(config))
+    assert rows.returncode == 0, rows.stderr
+    assert not any(c in rows.stdout for c in "\x1b\x07\x00\u202e")
+    assert "zebra\\x1b]0;pwned\\x07" in rows.stdout
