@@ -255,6 +255,18 @@ def _run(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     command = args.command
     _configure_logging(settings, command)
+    from bot.store import StoreError
+
+    try:
+        return _dispatch(args, settings)
+    except StoreError as exc:  # one clear line, no traceback
+        print(f"cannot use the database: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen subcommand."""
+    command = args.command
     if command == "check":
         return cmd_check(settings, args.path, sys.stdout)
     if command == "ask":

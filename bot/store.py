@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,27 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+class StoreError(Exception):
+    """The database cannot be used safely; the message names the file and what to do."""
+
+
+def _check_files(path: str) -> None:
+    """Refuse a missing database whose -wal remains, and files the bot cannot write."""
+    db = Path(path)
+    wal = Path(path + "-wal")
+    if not db.exists() and wal.exists():
+        raise StoreError(
+            f"{db} is missing but {wal} remains: restore the database file from a backup "
+            f"(python -m bot restore), or move {wal.name} away to start with an empty database"
+        )
+    for target in (db, db.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise StoreError(
+                f"{target} is read-only: the bot could not save anyone's progress; "
+                "make it writable for the user running the bot"
+            )
+
+
 @dataclass(frozen=True)
 class UserState:
     """Where a user stands in the pathway (the pending dialogue is :meth:`Store.awaiting`)."""
@@ -143,9 +165,14 @@ class Store:
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+            _check_files(path)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} cannot be opened ({exc})") from exc
         conn.row_factory = aiosqlite.Row
         try:
+            await cls._check_integrity(conn, path)
             await conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk before the user is told it happened.
             await conn.execute("PRAGMA synchronous=FULL")
@@ -155,10 +182,27 @@ class Store:
             await store._migrate()
             rows = await store._rows("SELECT user_id FROM users WHERE awaiting IS NOT NULL")
             store._maybe_awaiting.update(int(row["user_id"]) for row in rows)
+        except sqlite3.DatabaseError as exc:  # "file is not a database" and the like
+            await conn.close()
+            raise StoreError(
+                f"{path} is not a usable database ({exc}): restore a backup "
+                "(python -m bot restore) or move the file away to start empty"
+            ) from exc
         except BaseException:
             await conn.close()
             raise
         return store
+
+    @staticmethod
+    async def _check_integrity(conn: aiosqlite.Connection, path: str) -> None:
+        """Run SQLite's quick check; refuse a damaged file instead of writing into it."""
+        async with conn.execute("PRAGMA quick_check") as cur:
+            found = [str(row[0]) for row in await cur.fetchall()]
+        if found != ["ok"]:
+            raise StoreError(
+                f"{path} is damaged (SQLite quick_check: {found[0][:120]}): restore a backup "
+                "(python -m bot restore); the damaged file was left untouched"
+            )
 
     async def close(self) -> None:
         """Finish pending writes, then close the connection."""
@@ -195,6 +239,12 @@ class Store:
             "applied_at TEXT NOT NULL)"
         )
         current = await self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} was written by a newer version of the bot (schema {current}; "
+                f"this version knows {len(MIGRATIONS)}): run the newer version, or restore "
+                "a backup made by this one"
+            )
         for version, script in enumerate(MIGRATIONS, start=1):
             if version <= current:
                 continue

@@ -12,7 +12,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bot.store import MIGRATIONS, Store
+import pytest
+
+from bot.store import MIGRATIONS, Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,3 +155,76 @@ async def test_huge_text_is_cut_not_refused(store: Store) -> None:
     await store.log_question(9, "x" * 50_000, "fallback", None, None)
     (row,) = await store.unanswered()
     assert len(row["text"]) == 2000
+
+
+# -- damaged or unusable storage is refused with one clear line ------------------------
+
+
+async def _database_with_progress(path: Path, users: int = 300) -> None:
+    """Write enough rows to span many pages, then close cleanly (WAL checkpointed)."""
+    async with await Store.open(path) as store:
+        for user in range(users):
+            await store.set_status(user, "usmle-step1", "done")
+            await store.log_question(user, "a question " * 20, "fallback", None, None)
+
+
+async def test_a_damaged_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    await _database_with_progress(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    data[3 * page : 5 * page] = b"\xa5" * (2 * page)  # two data pages overwritten
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="damaged") as refused:
+        await Store.open(path)
+    assert str(path) in str(refused.value) and "restore" in str(refused.value)
+    assert path.read_bytes() == bytes(data)  # nothing was written into it
+
+
+async def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 500)
+    with pytest.raises(StoreError, match=r"not a usable database|cannot be opened|damaged"):
+        await Store.open(path)
+
+
+async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with await Store.open(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO schema_version VALUES (?, '2030-01-01')", (len(MIGRATIONS) + 1,)
+        )
+    with pytest.raises(StoreError, match="newer version"):
+        await Store.open(path)
+
+
+async def test_a_missing_database_with_its_wal_left_is_reported_not_replaced(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    wal = tmp_path / "db.sqlite3-wal"
+    wal.write_bytes(b"\0" * 100)
+    with pytest.raises(StoreError, match="-wal remains"):
+        await Store.open(path)
+    assert not path.exists()
+
+
+def test_the_command_line_names_the_file_in_one_line_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 500)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {path}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IMG_GUIDE"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "unanswered", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert str(path) in result.stderr and len(result.stderr.strip().splitlines()) == 1
