@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
         "feedback", parents=[common], help="Helpful / Not helpful counts per answer"
     )
     feedback.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    saving = sub.add_parser(
+        "backup", parents=[common], help="copy the database safely, even while the bot runs"
+    )
+    saving.add_argument("path", help="where to write the copy")
+    restoring = sub.add_parser(
+        "restore", parents=[common], help="put a backup in place of the database (bot stopped)"
+    )
+    restoring.add_argument("path", help="the backup to restore")
     return parser
 
 
@@ -230,6 +238,21 @@ def cmd_feedback(settings: Settings, as_json: bool, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_backup_restore(settings: Settings, command: str, path: str, out: TextIO) -> int:
+    """Back the database up to ``path``, or restore it from ``path``."""
+    from bot.store import backup, restore
+
+    database = settings.storage.path
+    if command == "backup":
+        backup(database, path)
+        out.write(f"Backed up {database} to {path}.\n")
+        return EXIT_OK
+    kept = restore(path, database)
+    out.write(f"Restored {database} from {path}.")
+    out.write(f" The previous database is kept as {kept}.\n" if kept else "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
@@ -277,6 +300,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_unanswered(settings, args.limit, args.json, sys.stdout)
     if command == "feedback":
         return cmd_feedback(settings, args.json, sys.stdout)
+    if command in ("backup", "restore"):
+        return cmd_backup_restore(settings, command, args.path, sys.stdout)
     if command == "chat":
         from bot.chat import run_chat
 

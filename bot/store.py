@@ -133,6 +133,57 @@ def _check_files(path: str) -> None:
             )
 
 
+def backup(database: str | Path, target: str | Path) -> None:
+    """Copy the database to ``target`` with SQLite's online backup API.
+
+    The copy is consistent even while the bot runs and writes: SQLite copies a snapshot
+    page by page. An existing ``target`` is replaced only once the copy is complete.
+    """
+    source_path, target_path = Path(database), Path(target)
+    if not source_path.exists():
+        raise StoreError(f"{source_path} does not exist: nothing to back up")
+    partial = target_path.with_name(target_path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(source_path)) as source, contextlib.closing(
+        sqlite3.connect(partial)
+    ) as copy:
+        source.backup(copy)
+    os.replace(partial, target_path)
+
+
+def restore(saved: str | Path, database: str | Path) -> Path | None:
+    """Put a backup in place of the database (stop the bot first); return the set-aside file.
+
+    The backup is checked first (integrity and schema version). The current database,
+    if any, is kept beside it as ``<name>.before-restore``, never deleted.
+    """
+    saved_path, target = Path(saved), Path(database)
+    if not saved_path.is_file():
+        raise StoreError(f"{saved_path} does not exist")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{saved_path}?mode=ro", uri=True)) as db:
+            check = [row[0] for row in db.execute("PRAGMA quick_check")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            version = (
+                db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+                if "schema_version" in tables else None
+            )
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{saved_path} is not a usable backup ({exc})") from exc
+    if check != ["ok"] or version is None:
+        raise StoreError(f"{saved_path} is not a usable backup of this bot's database")
+    if int(version) > len(MIGRATIONS):
+        raise StoreError(f"{saved_path} was written by a newer version of the bot")
+    kept: Path | None = None
+    if target.exists():
+        kept = target.with_name(target.name + ".before-restore")
+        backup(target, kept)
+    for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
+        leftover.unlink(missing_ok=True)
+    backup(saved_path, target)
+    return kept
+
+
 @dataclass(frozen=True)
 class UserState:
     """Where a user stands in the pathway (the pending dialogue is :meth:`Store.awaiting`)."""

@@ -228,3 +228,50 @@ def test_the_command_line_names_the_file_in_one_line_without_a_traceback(
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert str(path) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- backup and restore -------------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage:\n  path: {tmp_path / 'db.sqlite3'}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IMG_GUIDE"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+async def test_a_backup_taken_while_the_bot_writes_is_complete_and_restores(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    saved = tmp_path / "saved.sqlite3"
+    async with await Store.open(path) as store:  # the bot is running, WAL not checkpointed
+        await store.set_status(1, "usmle-step1", "done")
+        made = await asyncio.to_thread(_cli, tmp_path, "backup", str(saved))
+        assert made.returncode == 0, made.stderr
+        await store.set_status(1, "usmle-step2ck", "done")  # after the backup
+    async with await Store.open(saved) as copy:
+        assert (await copy.get_user(1)).statuses == {"usmle-step1": "done"}
+
+    restored = _cli(tmp_path, "restore", str(saved))
+    assert restored.returncode == 0, restored.stderr
+    async with await Store.open(path) as store:
+        assert (await store.get_user(1)).statuses == {"usmle-step1": "done"}
+    kept = tmp_path / "db.sqlite3.before-restore"  # the replaced database is not lost
+    async with await Store.open(kept) as previous:
+        assert (await previous.get_user(1)).statuses == {
+            "usmle-step1": "done", "usmle-step2ck": "done"
+        }
+
+
+def test_a_broken_backup_is_not_restored(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_bytes(b"not a database" * 300)
+    result = _cli(tmp_path, "restore", str(broken))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "not a usable backup" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
