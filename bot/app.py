@@ -29,6 +29,8 @@ from bot.yamlio import Problem
 logger = logging.getLogger(__name__)
 
 WATCH_TASK_KEY = "knowledge_watch_task"
+RETENTION_TASK_KEY = "retention_task"
+RETENTION_EVERY = 24 * 3600.0
 MAX_ADMIN_PROBLEMS = 20
 
 
@@ -87,6 +89,16 @@ async def notify_admins(
             logger.warning("could not notify admin %s: %s", admin, exc)
 
 
+async def keep_retention(store: Store, days: int, every: float = RETENTION_EVERY) -> None:
+    """Delete what users wrote once it is older than ``days``: now, then every day."""
+    while True:
+        try:
+            await store.apply_retention(days)
+        except Exception:
+            logger.exception("retention failed; will try again")
+        await asyncio.sleep(every)
+
+
 def build_application(
     settings: Settings,
     *,
@@ -124,6 +136,10 @@ def build_application(
             logger.warning("could not set the command list: %s", exc)
         # The learned model trains in seconds: answer at once, and add it when ready.
         holder.keep_learned()
+        if settings.storage.retention_days > 0:
+            app.bot_data[RETENTION_TASK_KEY] = asyncio.create_task(
+                keep_retention(store, settings.storage.retention_days), name="retention"
+            )
         interval = settings.knowledge.reload_interval
         if interval > 0:
 
@@ -135,8 +151,10 @@ def build_application(
             )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
-        task = app.bot_data.pop(WATCH_TASK_KEY, None)
-        if task is not None:
+        for key in (RETENTION_TASK_KEY, WATCH_TASK_KEY):
+            task = app.bot_data.pop(key, None)
+            if task is None:
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

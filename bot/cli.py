@@ -98,6 +98,9 @@ def _configure_logging(settings: Settings, command: str) -> None:
     # httpx logs every request URL at INFO, and a Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # At DEBUG the Telegram library prints whole updates (users' texts and names), which
+    # /forget could never reach: it logs at INFO at most, whatever the bot's level.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def cmd_check(settings: Settings, path_arg: str | None, out: TextIO) -> int:

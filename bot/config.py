@@ -66,9 +66,11 @@ class KnowledgeSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """The SQLite file."""
+    """The SQLite file, and how long what users wrote is kept."""
 
     path: str = "data/img-guide.sqlite3"
+    #: Days after which logged questions, comments and step history are deleted (0: never).
+    retention_days: int = 180
 
 
 @dataclass(frozen=True)

@@ -596,7 +596,8 @@ class Engine:
         return Reply(
             text(
                 "This clears your pathway progress (every step's status and where you are). "
-                "Your questions and feedback are kept. Clear it?"
+                "Your logged questions and feedback are kept (they are deleted automatically "
+                "after the retention period; /forget deletes everything now). Clear it?"
             ),
             (
                 (

@@ -229,6 +229,8 @@ class Store:
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # Deleted text is overwritten, not left in free pages (see forget()).
+            await conn.execute("PRAGMA secure_delete=ON")
             store = cls(conn, path)
             await store._migrate()
             rows = await store._rows("SELECT user_id FROM users WHERE awaiting IS NOT NULL")
@@ -620,7 +622,11 @@ class Store:
         }
 
     async def forget(self, user_id: int) -> None:
-        """Delete everything stored about a user."""
+        """Delete everything stored about a user, leaving no copy of their text behind.
+
+        ``secure_delete`` overwrites the freed pages; the checkpoint then truncates the
+        -wal file, which would otherwise still hold the old pages for a while.
+        """
         await self._write(
             [
                 (f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
@@ -628,3 +634,38 @@ class Store:
             ]
         )
         self._maybe_awaiting.discard(user_id)
+        await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Copy the -wal file into the database and truncate it."""
+        async with self._write_lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def apply_retention(self, days: int, *, now: dt.datetime | None = None) -> int:
+        """Delete what users wrote that is older than ``days`` (0: keep); return rows touched.
+
+        Logged questions and step history go; feedback keeps its verdict but loses the
+        comment. Pathway progress (the user's own record) is not touched.
+        """
+        if days <= 0:
+            return 0
+        cutoff = ((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)).isoformat(
+            timespec="seconds"
+        )
+        before = self._conn.total_changes
+        await self._write(
+            [
+                ("DELETE FROM questions WHERE asked_at < ?", (cutoff,)),
+                ("DELETE FROM progress_history WHERE changed_at < ?", (cutoff,)),
+                (
+                    "UPDATE feedback SET comment = NULL "
+                    "WHERE comment IS NOT NULL AND given_at < ?",
+                    (cutoff,),
+                ),
+            ]
+        )
+        touched = self._conn.total_changes - before
+        if touched:
+            await self._checkpoint()
+            logger.info("retention: %d old rows deleted or cleared", touched)
+        return touched

@@ -275,3 +275,43 @@ def test_a_broken_backup_is_not_restored(tmp_path: Path) -> None:
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not a usable backup" in result.stderr
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+# -- privacy: retention and forgetting without a trace --------------------------------------
+
+
+async def test_retention_deletes_old_text_and_keeps_progress(tmp_path: Path) -> None:
+    import datetime as dt
+
+    async with await Store.open(tmp_path / "db.sqlite3") as store:
+        await store.log_question(1, "an old question", "fallback", None, None)
+        await store.record_feedback(1, "usmle-step1", False)
+        await store.add_feedback_comment(1, "usmle-step1", "an old comment")
+        await store.set_status(1, "usmle-step1", "done")
+        assert await store.apply_retention(0) == 0  # 0: keep forever
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=181)
+        assert await store.apply_retention(180, now=later) > 0
+        data = await store.export(1)
+        assert data["questions"] == [] and data["pathway"]["history"] == []
+        assert [(f["helpful"], f["comment"]) for f in data["feedback"]] == [(0, None)]
+        assert (await store.get_user(1)).statuses == {"usmle-step1": "done"}
+        # a day later nothing else is old enough
+        await store.log_question(1, "a new question", "fallback", None, None)
+        assert await store.apply_retention(180) == 0
+        assert [q["text"] for q in (await store.export(1))["questions"]] == ["a new question"]
+
+
+def _on_disk(path: Path) -> bytes:
+    """Return the bytes of a database and its -wal file."""
+    wal = Path(f"{path}-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_forget_leaves_no_copy_of_the_text_in_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    secret = "my passport number is XQ-4471-SECRET"
+    async with await Store.open(path) as store:
+        for _ in range(20):
+            await store.log_question(5, secret, "fallback", None, None)
+        await store.forget(5)
+        assert secret.encode() not in _on_disk(path)
