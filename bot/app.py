@@ -173,7 +173,7 @@ def run_bot(settings: Settings) -> int:
     if not token:
         print(
             "No Telegram bot token: set TELEGRAM_BOT_TOKEN (or telegram.token in config.yaml). "
-            "To try the bot without Telegram, run: python -m bot chat",
+            "To try the bot without Telegram, run: make chat",
             file=sys.stderr,
         )
         return 2

@@ -140,8 +140,24 @@ async def chat_loop(
         out.flush()
 
 
-def run_chat(settings: Settings, *, kb_path: str | None = None, user_id: int = 0) -> int:
-    """Run the terminal chat; return the exit status."""
+def trial_database(production: str) -> str:
+    """Return the database a terminal trial uses: beside the bot's, never the bot's own."""
+    path = Path(production)
+    return str(path.with_name(f"{path.stem}.chat{path.suffix or '.sqlite3'}"))
+
+
+def run_chat(
+    settings: Settings,
+    *,
+    kb_path: str | None = None,
+    user_id: int = 0,
+    db_path: str | None = None,
+) -> int:
+    """Run the terminal chat; return the exit status.
+
+    Trials keep to their own database (``--db``, or the bot's with ``.chat`` in its name)
+    so that they never show up in staff's ``unanswered`` list.
+    """
     path = Path(kb_path or settings.knowledge.path)
     bundle, problems = load_bundle(path)
     if bundle is None:
@@ -152,7 +168,7 @@ def run_chat(settings: Settings, *, kb_path: str | None = None, user_id: int = 0
     holder = KnowledgeHolder(path, bundle)
 
     async def main() -> None:
-        store = await Store.open(settings.storage.path)
+        store = await Store.open(db_path or trial_database(settings.storage.path))
         try:
             engine = Engine(holder, store, settings.matching)
             await chat_loop(engine, User(user_id, None), sys.stdin, sys.stdout, holder)

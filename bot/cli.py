@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", parents=[common], help="talk to the bot in this terminal")
     chat.add_argument("--kb", metavar="PATH", help="knowledge directory or file to use")
     chat.add_argument("--user", type=int, default=0, help="local user id for the pathway")
+    chat.add_argument(
+        "--db", metavar="PATH",
+        help="database to use (default: the bot's, with .chat in its name, kept apart)",
+    )
     check = sub.add_parser("check", parents=[common], help="validate a knowledge directory")
     check.add_argument("path", nargs="?", help="directory or file (default: knowledge.path)")
     ask = sub.add_parser("ask", parents=[common], help="answer questions from the command line")
@@ -308,7 +312,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "chat":
         from bot.chat import run_chat
 
-        return run_chat(settings, kb_path=args.kb, user_id=args.user)
+        return run_chat(settings, kb_path=args.kb, user_id=args.user, db_path=args.db)
     if command == "run":
         from bot.app import run_bot
 

@@ -120,9 +120,14 @@ def test_chat_reads_standard_input_line_by_line(tmp_path: Path) -> None:
     assert "[1]" in out  # numbered buttons
     assert "👈 you are here" in out  # the progress view after one pathway choice
     assert "I don't have an answer" in out  # the gibberish line fell back
-    # and the gibberish was logged for staff
+    # A terminal trial keeps to its own database: staff's list stays clean ...
     listed = run("unanswered", "--config", str(config), "--json")
-    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and listed.stdout == ""
+    # ... and the trial's own log is there to read.
+    trial = tmp_path / "c-trial.yaml"
+    trial.write_text(f"storage:\n  path: {tmp_path / 'db.chat.sqlite3'}\n")
+    rows = [json.loads(x) for x in run("unanswered", "--config", str(trial), "--json")
+            .stdout.splitlines()]
     assert [r["text"] for r in rows] == ["qwertyuiop asdf"]
 
 
@@ -174,7 +179,7 @@ def test_a_closed_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
 def test_run_without_a_token_explains_and_exits_non_zero(tmp_path: Path) -> None:
     result = run("run", cwd=tmp_path)
     assert result.returncode != 0
-    assert "TELEGRAM_BOT_TOKEN" in result.stderr and "python -m bot chat" in result.stderr
+    assert "TELEGRAM_BOT_TOKEN" in result.stderr and "make chat" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -204,9 +209,24 @@ def test_piped_text_in_another_encoding_does_not_end_the_run(
 def test_staff_output_shows_control_characters_instead_of_obeying_them(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     hostile = "zebra\x1b]0;pwned\x07 \x1b[2J\x00 \u202egnp.exe"
-    chat = run("chat", "--config", str(config), stdin=hostile + "\n/quit\n")
+    chat = run("chat", "--config", str(config), "--db", str(tmp_path / "db.sqlite3"),
+               stdin=hostile + "\n/quit\n")
     assert chat.returncode == 0, chat.stderr
     rows = run("unanswered", "--config", str(config))
     assert rows.returncode == 0, rows.stderr
     assert not any(c in rows.stdout for c in "\x1b\x07\x00\u202e")
     assert "zebra\\x1b]0;pwned\\x07" in rows.stdout
+
+
+def test_make_refuses_an_old_python_before_creating_the_venv(tmp_path: Path) -> None:
+    old = tmp_path / "python3.10"
+    old.write_text('#!/bin/sh\n[ "$1" = "-V" ] && echo "Python 3.10.12" && exit 0\nexit 1\n')
+    old.chmod(0o755)
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "install", f"PYTHON={old}", f"VENV={venv}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode != 0
+    assert "Python 3.11 or newer" in result.stderr and "3.10.12" in result.stderr
+    assert not venv.exists()  # no broken environment left for later runs

@@ -280,4 +280,4 @@ def test_run_without_a_token_says_how_to_set_it(tmp_path: Path) -> None:
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert "TELEGRAM_BOT_TOKEN" in lines[0] and "python -m bot chat" in lines[0]
+    assert "TELEGRAM_BOT_TOKEN" in lines[0] and "make chat" in lines[0]
