@@ -1,7 +1,7 @@
 """The learned signal beside the lexical matcher: a linear text model over TF-IDF features.
 
 scikit-learn does the learning (the maintained library for exactly this): word 1-2-grams
-and character 2-5-grams (``char_wb``, which carry typos, morphology and other languages)
+and character 3-4-grams (``char_wb``, which carry typos, morphology and other languages)
 of every topic's questions, title and keywords, and a linear SVM, one weight vector per
 topic. Only the weights that matter are kept, as a sparse matrix, so memory grows with
 what was learned rather than with topics x features.
@@ -73,7 +73,7 @@ class LearnedScorer:
             token_pattern=r"(?u)\b\w+\b",
         )
         char = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, dtype=np.float32,
+            analyzer="char_wb", ngram_range=(3, 4), sublinear_tf=True, dtype=np.float32,
             min_df=2 if len(texts) > 1000 else 1, max_features=MAX_CHAR_FEATURES,
         )
         features = sparse.hstack(
