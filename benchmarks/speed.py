@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.speed            # 100, 1,000 and 10,000 topics + start-up
+    .venv/bin/python -m benchmarks.speed            # 100, 1,000 and 10,000 topics + load
     .venv/bin/python -m benchmarks.speed --full     # also 100,000 topics (about a minute)
 
 Each size runs in a fresh process, so the resident memory is its own. Topics are
@@ -256,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     s = _in_subprocess("startup")
     print(
-        f"\nstart-up at {s['topics']:,.0f} topics (YAML from disk with the real loader + index): "
+        f"\nload + index inside a running process at {s['topics']:,.0f} topics (YAML from disk, "
+        "the real loader; not spawn to first getUpdates, which benchmarks.live measures): "
         f"{s['startup_s']:.2f} s (load {s['load_s']:.2f} s, index {s['build_s']:.2f} s)"
     )
     return 0

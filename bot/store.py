@@ -205,6 +205,7 @@ class Store:
         self._pending: list[tuple[Sequence[tuple[str, Sequence[Any]]], asyncio.Future[int | None]]]
         self._pending = []
         self._flusher: asyncio.Future[None] | None = None
+        self.commits = 0  # transactions committed by this process (writes are grouped)
         # Users who may have a pending dialogue step. Most messages are plain questions
         # from users with none, and this spares them a query. A superset is harmless (the
         # database has the last word); this process is the only writer of the column.
@@ -378,6 +379,7 @@ class Store:
                     last = int(row[0]) if row else None
                 results.append(last)
             await self._conn.execute("COMMIT")
+            self.commits += 1
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._conn.execute("ROLLBACK")
