@@ -315,3 +315,18 @@ async def test_forget_leaves_no_copy_of_the_text_in_the_files(tmp_path: Path) ->
             await store.log_question(5, secret, "fallback", None, None)
         await store.forget(5)
         assert secret.encode() not in _on_disk(path)
+
+
+async def test_a_read_only_database_is_refused_before_anyone_is_told_progress_is_safe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with await Store.open(path):
+        pass
+    # As root every file is writable, so the permission check itself is what is faked.
+    import bot.store
+
+    monkeypatch.setattr(bot.store.os, "access", lambda target, mode: Path(target) != path)
+    with pytest.raises(StoreError, match="read-only") as refused:
+        await Store.open(path)
+    assert str(path) in str(refused.value)
