@@ -25,7 +25,8 @@ from bot.yamlio import LineDict, LineList, Problem, YamlSyntaxError, load_yaml
 
 SYNONYMS_FILE = "synonyms.yaml"
 PATHWAY_FILE = "pathway.yaml"
-SPECIAL_FILES = frozenset({SYNONYMS_FILE, PATHWAY_FILE})
+CALENDAR_FILE = "calendar.yaml"
+SPECIAL_FILES = frozenset({SYNONYMS_FILE, PATHWAY_FILE, CALENDAR_FILE})
 SUPPORTED_VERSIONS = frozenset({1})
 
 #: Telegram allows 4,096 characters; the bot splits longer messages at 4,000, so one
