@@ -17,7 +17,8 @@ _SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
 _ROW_ID = re.compile(r"^[0-9]{1,18}$")  # fits SQLite's 64-bit integer; longer is forged
 _SMALL = re.compile(r"^[0-9]{1,3}$")  # a page or a status index
 _STATUSES = ("not_started", "in_progress", "done", "not_applicable", "blocked")
-MENUS = ("ask", "topics", "pathway", "progress", "help", "about", "start")
+MENUS = ("ask", "topics", "pathway", "progress", "help", "about", "start", "reminders", "dates")
+REMINDER_KINDS = ("deadlines", "milestones")
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,25 @@ class Confirm:
     yes: bool
 
 
+@dataclass(frozen=True)
+class Remind:
+    """Turn one kind of reminder on or off."""
+
+    kind: str
+    on: bool
+
+
 Action = (
-    OpenTopic | Browse | Feedback | NoneOfThese | Menu | PathChoose | PathNav | SetStatus | Confirm
+    OpenTopic
+    | Browse
+    | Feedback
+    | NoneOfThese
+    | Menu
+    | PathChoose
+    | PathNav
+    | SetStatus
+    | Confirm
+    | Remind
 )
 PATH_VERBS = ("back", "skip", "explain", "stop", "go", "edit")
 CONFIRMABLE = ("reset", "forget")
@@ -117,6 +135,8 @@ def encode(action: Action) -> str:
             data = f"s:{_STATUSES.index(status)}:{step_id}"
         case Confirm(what, yes):
             data = f"c:{what}:{int(yes)}"
+        case Remind(kind, on):
+            data = f"r:{REMINDER_KINDS.index(kind)}:{int(on)}"
     if len(data.encode("utf-8")) > MAX_BYTES:
         raise ValueError(f"callback data too long ({len(data)} bytes): {data!r}")
     return data
@@ -153,6 +173,8 @@ def decode(data: str | None) -> Action | None:
             return SetStatus(parts[1], _STATUSES[index]) if index < len(_STATUSES) else None
         if kind == "c" and len(parts) == 2 and parts[0] in CONFIRMABLE and parts[1] in ("0", "1"):
             return Confirm(parts[0], parts[1] == "1")
+        if kind == "r" and len(parts) == 2 and parts[0] in ("0", "1") and parts[1] in ("0", "1"):
+            return Remind(REMINDER_KINDS[int(parts[0])], parts[1] == "1")
     except ValueError:
         return None
     return None

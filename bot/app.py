@@ -16,13 +16,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from telegram.error import InvalidToken, TelegramError
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.bundle import KnowledgeHolder, load_bundle
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.engine import Engine
+from bot.reminders import Outcome, Scheduler
+from bot.reply import Reply
 from bot.store import Store
 from bot.yamlio import Problem
 
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_TASK_KEY = "knowledge_watch_task"
 RETENTION_TASK_KEY = "retention_task"
+REMINDER_TASK_KEY = "reminder_task"
 RETENTION_EVERY = 24 * 3600.0
 MAX_ADMIN_PROBLEMS = 20
 
@@ -99,6 +104,42 @@ async def keep_retention(store: Store, days: int, every: float = RETENTION_EVERY
         await asyncio.sleep(every)
 
 
+def telegram_sender(app: Application):  # type: ignore[no-untyped-def,type-arg]
+    """Send a reminder through the application's bot (and so its rate limiter).
+
+    A user who blocked the bot, or whose chat is gone, is reported as BLOCKED so the
+    scheduler stops writing to them; any other error is a passing FAILED.
+    """
+    from handlers.common import NO_PREVIEW
+    from handlers.render import render_html, render_keyboard
+
+    async def send(chat_id: int, reply: Reply) -> Outcome:
+        chunks = render_html(reply.spans)
+        markup = render_keyboard(reply.buttons)
+        try:
+            for index, chunk in enumerate(chunks):
+                await app.bot.send_message(
+                    chat_id,
+                    chunk,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if index == len(chunks) - 1 else None,
+                    link_preview_options=NO_PREVIEW,
+                )
+        except Forbidden:
+            return Outcome.BLOCKED
+        except BadRequest as exc:
+            if "chat not found" in str(exc).lower():
+                return Outcome.BLOCKED
+            logger.warning("reminder to a chat was refused: %s", exc)
+            return Outcome.FAILED
+        except TelegramError as exc:
+            logger.warning("reminder not sent, will retry: %s", exc)
+            return Outcome.FAILED
+        return Outcome.SENT
+
+    return send
+
+
 def build_application(
     settings: Settings,
     *,
@@ -107,6 +148,7 @@ def build_application(
     request: BaseRequest | None = None,
     get_updates_request: BaseRequest | None = None,
     token: str | None = None,
+    clock: Clock | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Build the PTB application with the engine on bot_data and every handler registered."""
     from handlers import register_all
@@ -127,7 +169,8 @@ def build_application(
     if tg.concurrent_updates > 1:
         builder = builder.concurrent_updates(tg.concurrent_updates)
 
-    engine = Engine(holder, store, settings.matching)
+    clock = clock or SystemClock()
+    engine = Engine(holder, store, settings.matching, clock)
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         try:
@@ -140,6 +183,18 @@ def build_application(
             app.bot_data[RETENTION_TASK_KEY] = asyncio.create_task(
                 keep_retention(store, settings.storage.retention_days), name="retention"
             )
+        reminders = settings.reminders
+        if reminders.enabled:
+            scheduler = Scheduler(
+                store,
+                lambda: holder.bundle,
+                telegram_sender(app),
+                clock,
+                send_hour=min(max(reminders.send_hour_utc, 0), 23),
+            )
+            app.bot_data[REMINDER_TASK_KEY] = asyncio.create_task(
+                scheduler.run(max(reminders.check_interval, 1.0)), name="reminders"
+            )
         interval = settings.knowledge.reload_interval
         if interval > 0:
 
@@ -151,7 +206,7 @@ def build_application(
             )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
-        for key in (RETENTION_TASK_KEY, WATCH_TASK_KEY):
+        for key in (REMINDER_TASK_KEY, RETENTION_TASK_KEY, WATCH_TASK_KEY):
             task = app.bot_data.pop(key, None)
             if task is None:
                 continue

@@ -14,10 +14,18 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.knowledge import PATHWAY_FILE, KnowledgeBase, display_path, fingerprint, load_knowledge
+from bot.calendar import Calendar, load_calendar, references
+from bot.knowledge import (
+    CALENDAR_FILE,
+    PATHWAY_FILE,
+    KnowledgeBase,
+    display_path,
+    fingerprint,
+    load_knowledge,
+)
 from bot.matching import Matcher
 from bot.pathway import Pathway, load_pathway
 from bot.yamlio import Problem
@@ -33,6 +41,7 @@ class Bundle:
     matcher: Matcher
     pathway: Pathway | None
     loaded_at: float
+    calendar: Calendar = field(default_factory=Calendar)
 
 
 def load_bundle(
@@ -53,9 +62,46 @@ def load_bundle(
             pathway_file, topic_ids, display_path(pathway_file)
         )
         problems = problems + pathway_problems
+    calendar = Calendar()
+    calendar_file = path / CALENDAR_FILE if path.is_dir() else None
+    if calendar_file is not None and calendar_file.is_file():
+        step_ids = set(pathway.steps) if pathway is not None else None
+        loaded, calendar_problems = load_calendar(
+            calendar_file, step_ids, display_path(calendar_file)
+        )
+        problems = problems + calendar_problems
+        calendar = loaded or calendar
+    if kb is not None and (calendar.events or not problems):
+        pathway_name = display_path(pathway_file) if pathway_file is not None else ""
+        problems = problems + _missing_events(kb, pathway, pathway_name, calendar)
     if kb is None or problems:
         return None, sorted(problems, key=lambda p: (p.file, p.line))
-    return Bundle(kb, Matcher.build(kb, learned=learned), pathway, time.time()), []
+    matcher = Matcher.build(kb, learned=learned)
+    return Bundle(kb, matcher, pathway, time.time(), calendar), []
+
+
+def _missing_events(
+    kb: KnowledgeBase, pathway: Pathway | None, pathway_name: str, calendar: Calendar
+) -> list[Problem]:
+    """Report answers (and pathway texts) that name an event the calendar lacks."""
+    problems = []
+    texts = [(t.file, t.line, f"topic '{t.id}'", t.answer) for t in kb.topics]
+    if pathway is not None:
+        texts += [
+            (pathway_name, s.line, f"step '{s.id}'", s.explain) for s in pathway.steps.values()
+        ]
+    for file, line, what, text in texts:
+        for name in references(text):
+            if not calendar.known(name):
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"{what} names the event '{{{{{name}}}}}', which is not in "
+                        f"{CALENDAR_FILE}; write an event id or series from that file",
+                    )
+                )
+    return problems
 
 
 ReloadListener = Callable[[Sequence[Problem]], Awaitable[None]]

@@ -97,6 +97,10 @@ class ChatSession:
             return await engine.mydata(user)
         if command == "skip":
             return await engine.skip(user)
+        if command == "dates":
+            return engine.dates()
+        if command == "reminders":
+            return await engine.reminders(user)
         return engine.unknown_command()
 
 

@@ -6,7 +6,9 @@
 - ``ask [--kb PATH] [--json] [QUESTION]``: answer one question, or one per line of stdin;
 - ``pathway --mermaid``: print the guided pathway as a mermaid diagram;
 - ``unanswered``: what users asked that the bot could not answer (for staff);
-- ``feedback``: Helpful / Not helpful counts per answer, least helpful first (for staff).
+- ``feedback``: Helpful / Not helpful counts per answer, least helpful first (for staff);
+- ``dates [--json] [--on YYYY-MM-DD]``: upcoming events of the season calendar;
+- ``reminders --preview [--on YYYY-MM-DD]``: what reminders a day would send (for staff).
 
 Every subcommand takes ``--config PATH`` (or ``IMG_GUIDE_CONFIG``). This module only
 parses arguments, builds objects through :mod:`bot.app` and prints; it holds no
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import io
 import json
 import logging
@@ -86,7 +89,33 @@ def _parser() -> argparse.ArgumentParser:
         "restore", parents=[common], help="put a backup in place of the database (bot stopped)"
     )
     restoring.add_argument("path", help="the backup to restore")
+    dates = sub.add_parser("dates", parents=[common], help="upcoming events of the calendar")
+    dates.add_argument("--json", action="store_true", help="a JSON array of events")
+    dates.add_argument("--on", metavar="YYYY-MM-DD", type=_day, help="as of this day")
+    dates.add_argument("--all", action="store_true", help="past events too")
+    dates.add_argument("--kb", metavar="PATH", help="knowledge directory to use")
+    reminders = sub.add_parser(
+        "reminders", parents=[common], help="what reminders would be sent on a day"
+    )
+    reminders.add_argument(
+        "--preview", action="store_true", help="show the day's reminders without sending"
+    )
+    reminders.add_argument("--on", metavar="YYYY-MM-DD", type=_day, help="the day (default today)")
+    reminders.add_argument("--json", action="store_true", help="a JSON array")
     return parser
+
+
+def _day(value: str) -> dt.date:
+    """Parse --on; argparse turns the error into a usage message."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date written YYYY-MM-DD") from None
+
+
+def _today() -> dt.date:
+    """The current UTC day (the bot's days are UTC days)."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _configure_logging(settings: Settings, command: str) -> None:
@@ -119,7 +148,13 @@ def cmd_check(settings: Settings, path_arg: str | None, out: TextIO) -> int:
         print(f"{len(problems)} problem(s) found in {path}", file=sys.stderr)
         return EXIT_PROBLEMS
     assert bundle is not None
-    extra = f" and a pathway of {len(bundle.pathway.steps)} steps" if bundle.pathway else ""
+    from bot.calendar import warnings
+
+    # Warnings go to stderr: stdout lists problems only (tools count its lines).
+    for warning in sorted(warnings(bundle.calendar, _today()), key=lambda w: w.line):
+        print(warning, file=sys.stderr)
+    extra = f", a pathway of {len(bundle.pathway.steps)} steps" if bundle.pathway else ""
+    extra += f", {len(bundle.calendar.events)} calendar events" if bundle.calendar.events else ""
     print(f"OK: {len(bundle.kb.topics)} topics{extra} in {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -260,6 +295,100 @@ def cmd_backup_restore(settings: Settings, command: str, path: str, out: TextIO)
     return EXIT_OK
 
 
+def event_record(event: Any, day: dt.date) -> Row:
+    """One event as the ``dates --json`` contract describes it."""
+    return {
+        "id": event.id,
+        "title": event.title,
+        "date": event.date.isoformat(),
+        "end": event.end.isoformat() if event.end else None,
+        "time": event.time or None,
+        "confirmed": event.confirmed,
+        "season": event.season,
+        "kind": event.kind,
+        "source": event.source,
+        "steps": list(event.steps),
+        "status": event.relative(day),
+    }
+
+
+def cmd_dates(
+    settings: Settings, kb_arg: str | None, as_json: bool, on: dt.date | None, show_all: bool,
+    out: TextIO,
+) -> int:
+    """Print the upcoming events of the season calendar as of today (or ``on``)."""
+    from bot.bundle import load_bundle
+
+    path = Path(kb_arg or settings.knowledge.path)
+    bundle, problems = load_bundle(path, learned=False)
+    if bundle is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return EXIT_PROBLEMS
+    day = on or _today()
+    calendar = bundle.calendar
+    events = list(calendar.events) if show_all else calendar.upcoming(day)
+    if as_json:
+        out.write(json.dumps([event_record(e, day) for e in events], ensure_ascii=False) + "\n")
+        return EXIT_OK
+    if not events:
+        out.write(f"No upcoming events as of {day} (python -m bot dates --all lists past ones).\n")
+    for event in events:
+        flag = "" if event.confirmed else "  [not confirmed]"
+        out.write(
+            f"{event.date}\t{event.id}\t{event.when()} ({event.relative(day)}){flag}\t"
+            f"{event.source}\n"
+        )
+    for event in calendar.stale(day):
+        if not show_all:
+            out.write(f"not yet published\t{event.series}\tlast: {event.when()} "
+                      f"({event.season} Match)\t{event.source}\n")
+    return EXIT_OK
+
+
+def cmd_reminders(
+    settings: Settings, on: dt.date | None, as_json: bool, out: TextIO
+) -> int:
+    """Preview the reminders a day would send: event, days before, users, message."""
+    from bot.bundle import load_bundle
+    from bot.chat import render_plain
+    from bot.reminders import describe_plan, preview
+    from bot.store import Store
+
+    bundle, problems = load_bundle(settings.knowledge.path, learned=False)
+    if bundle is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return EXIT_PROBLEMS
+    day = on or _today()
+
+    async def plan() -> tuple[list[Any], dict[str, int]]:
+        store = await Store.open(settings.storage.path)
+        try:
+            return await preview(store, bundle, day), await store.reminder_counts()
+        finally:
+            await store.close()
+
+    planned, counts = asyncio.run(plan())
+    if as_json:
+        out.write(json.dumps([
+            {"event": p.event.id, "days_before": p.days_before, "kind": p.kind,
+             "users": p.users, "text": render_plain(p.reply)}
+            for p in planned
+        ], ensure_ascii=False) + "\n")
+        return EXIT_OK
+    out.write(f"Reminders planned for {day} (nothing is sent by this command):\n")
+    if not planned:
+        out.write("none: no calendar event has a reminder due that day.\n")
+    for item in planned:
+        out.write(f"\n{describe_plan(item)}\n")
+        out.write("  " + render_plain(item.reply).replace("\n", "\n  ") + "\n")
+    if counts:
+        out.write("\nIn the database: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                  + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
@@ -307,6 +436,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_unanswered(settings, args.limit, args.json, sys.stdout)
     if command == "feedback":
         return cmd_feedback(settings, args.json, sys.stdout)
+    if command == "dates":
+        return cmd_dates(settings, args.kb, args.json, args.on, args.all, sys.stdout)
+    if command == "reminders":
+        if not args.preview:
+            print("reminders are sent by the running bot; use --preview to see a day's plan",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return cmd_reminders(settings, args.on, args.json, sys.stdout)
     if command in ("backup", "restore"):
         return cmd_backup_restore(settings, command, args.path, sys.stdout)
     if command == "chat":

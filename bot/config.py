@@ -84,6 +84,17 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class ReminderSettings:
+    """The reminder scheduler: on or off, when in the day it sends, how often it looks."""
+
+    enabled: bool = True
+    #: Hour of the day (UTC, 0-23) from which a day's reminders go out (14 = 9 a.m. ET).
+    send_hour_utc: int = 14
+    #: Seconds between two looks at the due reminders.
+    check_interval: float = 60.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """Log verbosity."""
 
@@ -98,6 +109,7 @@ class Settings:
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "built-in defaults"
 

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import actions as act
+from bot import reminders as rem
 from bot import views
 from bot.bundle import Bundle, KnowledgeHolder
+from bot.calendar import format_day
+from bot.clock import Clock, SystemClock, today
 from bot.config import MatchingSettings
 from bot.guide import Guide
 from bot.knowledge import Topic
 from bot.matching import Decision, MatchResult, Thresholds
-from bot.reply import Attachment, Button, Reply, bold, italic, text
+from bot.pathway import Status
+from bot.reply import Attachment, Button, Reply, Span, bold, italic, link, text
 from bot.smalltalk import REPLIES, looks_non_english, small_talk
 from bot.store import Store
 
@@ -101,9 +105,12 @@ def understand(bundle: Bundle, thresholds: Thresholds, question: str) -> Underst
     return Understood("decline" if topic.is_decline else str(result.decision), result, topic)
 
 
-def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> dict[str, Any]:
-    """Answer one question as the ``ask --json`` contract describes."""
+def answer_record(
+    bundle: Bundle, settings: MatchingSettings, question: str, day: dt.date | None = None
+) -> dict[str, Any]:
+    """Answer one question as the ``ask --json`` contract describes (dates as of ``day``)."""
     seen = understand(bundle, thresholds_from(settings), question)
+    day = day or dt.datetime.now(dt.UTC).date()
     result, topic = seen.result, seen.topic
     best = result.best
     fallback = seen.status in ("fallback", "smalltalk")
@@ -111,7 +118,7 @@ def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> 
         "status": seen.status,
         "topic": None if fallback or topic is None else topic.id,
         "score": round(best.score, 2) if best else 0.0,
-        "text": "" if fallback or topic is None else topic.answer,
+        "text": "" if fallback or topic is None else bundle.calendar.render(topic.answer, day),
         "candidates": [
             {"topic": c.topic_id, "title": c.title, "score": round(c.score, 2)}
             for c in result.candidates
@@ -122,9 +129,16 @@ def answer_record(bundle: Bundle, settings: MatchingSettings, question: str) -> 
 class Engine:
     """Decides what to answer; one instance serves every user."""
 
-    def __init__(self, holder: KnowledgeHolder, store: Store, matching: MatchingSettings) -> None:
+    def __init__(
+        self,
+        holder: KnowledgeHolder,
+        store: Store,
+        matching: MatchingSettings,
+        clock: Clock | None = None,
+    ) -> None:
         self.holder = holder
         self.store = store
+        self.clock: Clock = clock or SystemClock()
         self.thresholds = thresholds_from(matching)
         self.guide = Guide(store)
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -211,6 +225,8 @@ class Engine:
                 "\n/topics: browse topics by area\n"
                 "/pathway: start or resume your step-by-step pathway\n"
                 "/progress: see and change the status of every step\n"
+                "/dates: the next key dates of the Match season\n"
+                "/reminders: turn deadline reminders on or off\n"
                 "/about: what this bot is and where its answers come from\n"
                 "/mydata: everything I store about you\n"
                 "/reset: clear your pathway progress\n"
@@ -314,9 +330,43 @@ class Engine:
 
     # -- answering -----------------------------------------------------------------------
 
-    def topic_reply(self, topic: Topic, *, intro: str = "") -> Reply:
+    @property
+    def today(self) -> dt.date:
+        """The current (UTC) day, from the engine's clock."""
+        return today(self.clock)
+
+    def topic_reply(self, topic: Topic, *, intro: str = "", personal: str = "") -> Reply:
         """Render one topic with its sources, review date and related topics."""
-        return views.topic_reply(self.bundle, topic, intro=intro)
+        return views.topic_reply(
+            self.bundle, topic, intro=intro, today=self.today, personal=personal
+        )
+
+    async def _personal_line(self, user: User, topic: Topic) -> str:
+        """One line on the user's own step, when the topic explains a step they recorded.
+
+        Only in a private chat (progress is personal), and only where a status is
+        recorded: "You marked “USMLE Step 2 CK” as done." plus the next date that
+        concerns the step while it is unfinished.
+        """
+        pathway = self.bundle.pathway
+        if pathway is None or user.chat != user.id:
+            return ""
+        steps = [s for s in pathway.steps.values() if topic.id in s.topics]
+        if not steps:
+            return ""
+        state = await self.store.get_user(user.id)
+        live = pathway.live_statuses(state.statuses)
+        for step in steps:
+            status = live.get(step.id)
+            if status is None or status is Status.NOT_STARTED:
+                continue
+            line = f"📍 Your pathway: you marked “{step.title}” as {status.word}."
+            if not status.finished:
+                event = self.bundle.calendar.next_for_steps([step.id], self.today)
+                if event is not None:
+                    line += f" Next date: {event.title}, {event.describe(self.today)}."
+            return line
+        return ""
 
     async def handle_text(self, user: User, message: str) -> Reply:
         """Answer a free-text message (or take it as the answer the bot asked for)."""
@@ -343,6 +393,8 @@ class Engine:
         seen = await self._understand(question)
         result, topic = seen.result, seen.topic
         best = result.best
+        if seen.small_talk == "my_step":  # "what should I do next?": from their progress
+            return await self._my_step(user)
         if seen.small_talk is not None:  # a kind word back, and nothing logged for staff
             return Reply(
                 text(REPLIES[seen.small_talk]),
@@ -353,7 +405,9 @@ class Engine:
             return self.topic_reply(topic)  # outside what the bot covers: said, not logged
         if seen.status == "answer" and topic is not None:
             note = ENGLISH_NOTE if looks_non_english(question) else ""
-            return self.topic_reply(topic, intro=note)
+            return self.topic_reply(
+                topic, intro=note, personal=await self._personal_line(user, topic)
+            )
         if seen.status == "ambiguous" and best:
             return await self._did_you_mean(user, question, result)
         await self.store.log_question(
@@ -540,6 +594,8 @@ class Engine:
                 return await self._menu(user, name)
             case act.Confirm(what, yes):
                 return await self._confirm(user, what, yes)
+            case act.Remind(kind, on):
+                return await self._set_reminder(user, kind, on)
             case act.PathChoose() | act.PathNav() | act.SetStatus():
                 bundle = self.bundle
                 if bundle.pathway is None:
@@ -558,7 +614,134 @@ class Engine:
             return self.browse()
         if name in ("pathway", "progress"):
             return await self._pathway_or_progress(user, name)
+        if name == "dates":
+            return self.dates()
+        if name == "reminders":
+            return await self._reminders(user)
         return self.welcome(user)
+
+    # -- the season calendar and reminders ---------------------------------------------
+
+    def dates(self, limit: int = 8) -> Reply:
+        """The next key dates of the season calendar, each with its source."""
+        calendar = self.bundle.calendar
+        day = self.today
+        upcoming = calendar.upcoming(day, limit)
+        spans: list[str | Span] = [bold("Key dates"), f" (as of {format_day(day)})\n\n"]
+        if not calendar.events:
+            spans.append("I have no dates in my calendar yet.\n")
+        for event in upcoming:
+            spans += [
+                "• ",
+                bold(event.title),
+                f": {event.when()} ({event.relative(day)})",
+                "" if event.confirmed else ", not yet confirmed",
+                " · ",
+                link(rem._site(event.source), event.source),
+                "\n",
+            ]
+        missing = calendar.stale(day)
+        if missing:
+            spans.append("\nNot yet published for the next season (last official date):\n")
+            for event in missing[:6]:
+                spans += [
+                    f"• {event.title}: {event.when()} ({event.season} Match) · ",
+                    link(rem._site(event.source), event.source),
+                    "\n",
+                ]
+        spans.append(
+            italic("\nDates change: the official page always wins. /reminders can remind you.")
+        )
+        return Reply(
+            text(*spans),
+            ((Button("🔔 Reminders", act.Menu("reminders")),),),
+            kind="dates",
+        )
+
+    async def reminders(self, user: User) -> Reply:
+        """Show the user's reminder switches."""
+        async with self._lock(user.id):
+            return await self._reminders(user)
+
+    async def _reminders(self, user: User) -> Reply:
+        if user.chat != user.id:
+            return self.private_only()
+        return rem.settings_reply(await self.store.reminder_settings(user.id))
+
+    async def _set_reminder(self, user: User, kind: str, on: bool) -> Reply:
+        """Flip one reminder switch and show the switches again."""
+        if user.chat != user.id:
+            return self.private_only()
+        await self.store.set_reminders(user.id, user.id, kind, on)
+        label = rem.KIND_LABELS[kind].split(" (")[0]
+        note = f"{label}: reminders {'on' if on else 'off'}."
+        if on and kind == "deadlines":
+            note += " They follow your /progress: mark steps done and I stop reminding you."
+        reply = rem.settings_reply(await self.store.reminder_settings(user.id), edit=True)
+        return Reply(reply.spans, reply.buttons, kind=reply.kind, edit=True, notice=note)
+
+    async def my_step(self, user: User) -> Reply:
+        """Where the user stands: current step, what is next, and its next date."""
+        async with self._lock(user.id):
+            return await self._my_step(user)
+
+    async def _my_step(self, user: User) -> Reply:
+        pathway = self.bundle.pathway
+        if pathway is None:
+            return self._no_pathway()
+        if user.chat != user.id:
+            return self.private_only()
+        state = await self.store.get_user(user.id)
+        live = pathway.live_statuses(state.statuses)
+        todo = pathway.next_to_do(state.statuses, state.choices)
+        if not live:
+            return Reply(
+                text(
+                    "You haven't recorded any steps yet, so I don't know where you are. The "
+                    "step-by-step pathway asks one question per step and remembers your "
+                    "answers; then I can tell you what is next and which dates concern you."
+                ),
+                ((Button("🧭 Start the pathway", act.Menu("pathway")),),),
+                kind="my_step",
+            )
+        if todo is None:
+            return Reply(
+                text("Every step on your road is marked done. Congratulations! "
+                     "/progress lists them all."),
+                ((Button("📋 My progress", act.Menu("progress")),),),
+                kind="my_step",
+            )
+        step = pathway.steps[todo]
+        done = sum(1 for status in live.values() if status.finished)
+        status = live.get(todo, Status.NOT_STARTED)
+        spans: list[str | Span] = [
+            bold("Where you are"),
+            f"\n\nYou have finished {done} step{'s' if done != 1 else ''}. Next to do: ",
+            bold(step.title),
+            f" ({status.word}).\n",
+        ]
+        event = self.bundle.calendar.next_for_steps([todo], self.today)
+        if event is None:  # a date further along the road still helps to plan
+            road = pathway.route(state.statuses, state.choices)
+            ahead = road[road.index(todo) + 1 :] if todo in road else ()
+            event = self.bundle.calendar.next_for_steps(
+                [s for s in ahead if not live.get(s, Status.NOT_STARTED).finished], self.today
+            )
+        if event is not None:
+            spans += ["\n📅 Next date that concerns you: ", bold(event.title), ", ",
+                      event.describe(self.today), ". "]
+            spans += [italic("Source: "), link(rem._site(event.source), event.source), "\n"]
+        return Reply(
+            text(*spans),
+            (
+                (Button(f"▶ {step.title}", act.PathNav("go", todo)),),
+                (
+                    Button("📋 My progress", act.Menu("progress")),
+                    Button("🔔 Reminders", act.Menu("reminders")),
+                ),
+            ),
+            kind="my_step",
+        )
 
     # -- pathway and personal data -------------------------------------------------------
 
@@ -613,8 +796,8 @@ class Engine:
         return Reply(
             text(
                 "This permanently deletes everything I store about you: your pathway "
-                "progress and its history, the questions you asked that I logged, and your "
-                "feedback. It cannot be undone. Delete it all?"
+                "progress and its history, the questions you asked that I logged, your "
+                "feedback and your reminders. It cannot be undone. Delete it all?"
             ),
             (
                 (

@@ -188,12 +188,17 @@ class Guide:
                 bold("🎉 You have reached the end of the pathway."),
                 Span(
                     "\n\nEvery step you answered is saved. /progress shows them all and lets "
-                    "you change any of them. Good luck with residency!"
+                    "you change any of them. Good luck with residency!\n\n"
+                    "Want a nudge before the deadlines that concern your next steps? Turn "
+                    "on reminders."
                 ),
             ]
             return Reply(
                 tuple(spans),
-                ((Button("📋 My progress", act.Menu("progress")),),),
+                (
+                    (Button("🔔 Remind me of deadlines", act.Menu("reminders")),),
+                    (Button("📋 My progress", act.Menu("progress")),),
+                ),
                 kind="pathway_end",
                 edit=edit,
                 notice=notice,

@@ -35,6 +35,16 @@ _INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "what can you do", "what do you do", "is this a bot", "am i talking to a bot",
         "are you ai", "are you an ai", "are you chatgpt",
     )),
+    # Questions about the user's own place on the road: answered from their progress.
+    ("my_step", (
+        "what should i do next", "what do i do next", "what should i do now", "what now",
+        "what next", "whats next", "what is next", "what is my next step",
+        "whats my next step", "my next step", "next step", "my next steps", "next steps",
+        "where am i", "where am i now", "where am i in the process", "where do i stand",
+        "what step am i on", "which step am i on", "my status", "my progress",
+        "what is my progress", "what do i need to do next", "what should i do next step",
+        "what is my status", "where did i stop", "where did i leave off",
+    )),
     ("ack", (
         "ok", "okay", "okk", "k", "kk", "cool", "nice", "great", "good", "fine", "alright",
         "got it", "i see", "understood", "sure", "yes", "yeah", "yep", "no", "nope", "hmm",

@@ -88,7 +88,41 @@ MIGRATIONS: Sequence[str] = (
         VALUES (NEW.user_id, NEW.step_id, NEW.status, NEW.updated_at);
     END;
     """,
+    # 3: reminders: who wants which kind, and every reminder planned, sent or dropped.
+    """
+    CREATE TABLE reminder_settings (
+        user_id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        deadlines INTEGER NOT NULL DEFAULT 0,
+        milestones INTEGER NOT NULL DEFAULT 0,
+        blocked_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE reminders (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        days_before INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        due_on TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'due',
+        reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        done_at TEXT,
+        UNIQUE (user_id, event_id, days_before)
+    );
+    CREATE INDEX reminders_due ON reminders (state, due_on);
+    CREATE TABLE scheduler_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
+
+#: What a reminder row can be: waiting for its day, handed to Telegram, or finished.
+REMINDER_KINDS = ("deadlines", "milestones")
+FINISHED_STATUSES = ("done", "not_applicable")
 
 UNANSWERED_STATUSES = ("fallback", "none_of_these", "not_helpful")
 
@@ -621,6 +655,23 @@ class Store:
                 "ORDER BY given_at",
                 (user_id,),
             ),
+            "reminders": {
+                "settings": next(
+                    iter(
+                        await self._rows(
+                            "SELECT deadlines, milestones, blocked_at, updated_at "
+                            "FROM reminder_settings WHERE user_id = ?",
+                            (user_id,),
+                        )
+                    ),
+                    None,
+                ),
+                "planned": await self._rows(
+                    "SELECT event_id, days_before, due_on, state, reason, done_at "
+                    "FROM reminders WHERE user_id = ? ORDER BY due_on, id",
+                    (user_id,),
+                ),
+            },
         }
 
     async def forget(self, user_id: int) -> None:
@@ -632,7 +683,10 @@ class Store:
         await self._write(
             [
                 (f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-                for table in ("questions", "feedback", "progress", "progress_history", "users")
+                for table in (
+                    "questions", "feedback", "progress", "progress_history", "users",
+                    "reminders", "reminder_settings",
+                )
             ]
         )
         self._maybe_awaiting.discard(user_id)
@@ -659,6 +713,7 @@ class Store:
             [
                 ("DELETE FROM questions WHERE asked_at < ?", (cutoff,)),
                 ("DELETE FROM progress_history WHERE changed_at < ?", (cutoff,)),
+                ("DELETE FROM reminders WHERE done_at < ?", (cutoff,)),
                 (
                     "UPDATE feedback SET comment = NULL "
                     "WHERE comment IS NOT NULL AND given_at < ?",
@@ -671,3 +726,187 @@ class Store:
             await self._checkpoint()
             logger.info("retention: %d old rows deleted or cleared", touched)
         return touched
+
+    # -- reminders ----------------------------------------------------------------------
+
+    async def reminder_settings(self, user_id: int) -> dict[str, Any]:
+        """Return a user's reminder switches (both off when never set)."""
+        rows = await self._rows(
+            "SELECT deadlines, milestones, blocked_at FROM reminder_settings WHERE user_id = ?",
+            (user_id,),
+        )
+        if not rows:
+            return {"deadlines": False, "milestones": False, "blocked_at": None}
+        row = rows[0]
+        return {
+            "deadlines": bool(row["deadlines"]),
+            "milestones": bool(row["milestones"]),
+            "blocked_at": row["blocked_at"],
+        }
+
+    async def set_reminders(self, user_id: int, chat_id: int, kind: str, on: bool) -> None:
+        """Turn one kind of reminder on or off; writing to the bot again unblocks it."""
+        if kind not in REMINDER_KINDS:
+            raise ValueError(f"unknown reminder kind {kind!r}")
+        now = _now()
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                f"INSERT INTO reminder_settings (user_id, chat_id, {kind}, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                f"chat_id = excluded.chat_id, {kind} = excluded.{kind}, blocked_at = NULL, "
+                "updated_at = excluded.updated_at",
+                (user_id, chat_id, int(on), now),
+            )
+        ]
+        if not on:  # what was planned of that kind will not be sent
+            statements.append(
+                (
+                    "UPDATE reminders SET state = 'dropped', reason = 'turned off', done_at = ? "
+                    "WHERE user_id = ? AND kind = ? AND state = 'due'",
+                    (now, user_id, kind),
+                )
+            )
+        await self._write(statements)
+
+    @staticmethod
+    def _wanting(kind: str, skip_if_finished: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """The users (``s``) who want ``kind`` and finished none of ``skip_if_finished``."""
+        if kind not in REMINDER_KINDS:
+            raise ValueError(f"unknown reminder kind {kind!r}")
+        where = f"FROM reminder_settings s WHERE s.{kind} = 1 AND s.blocked_at IS NULL"
+        if not skip_if_finished:
+            return where, ()
+        marks = ",".join("?" * len(skip_if_finished))
+        finished = ",".join("?" * len(FINISHED_STATUSES))
+        where += (
+            " AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.user_id = s.user_id "
+            f"AND p.step_id IN ({marks}) AND p.status IN ({finished}))"
+        )
+        return where, (*skip_if_finished, *FINISHED_STATUSES)
+
+    async def plan_reminders(
+        self,
+        event_id: str,
+        days_before: int,
+        kind: str,
+        due_on: dt.date,
+        skip_if_finished: Sequence[str],
+    ) -> int:
+        """Plan one reminder for every user who wants ``kind`` and has finished none of
+        ``skip_if_finished``; return how many were added (a reminder is planned once)."""
+        where, params = self._wanting(kind, skip_if_finished)
+        before = self._conn.total_changes
+        await self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO reminders "
+                    "(user_id, event_id, days_before, kind, due_on, created_at) "
+                    f"SELECT s.user_id, ?, ?, ?, ?, ? {where}",
+                    (event_id, days_before, kind, due_on.isoformat(), _now(), *params),
+                )
+            ]
+        )
+        return self._conn.total_changes - before
+
+    async def count_reminder_users(self, kind: str, skip_if_finished: Sequence[str]) -> int:
+        """How many users planning a reminder of ``kind`` would reach (for previews)."""
+        where, params = self._wanting(kind, skip_if_finished)
+        rows = await self._rows(f"SELECT COUNT(*) AS n {where}", params)
+        return int(rows[0]["n"])
+
+    async def due_reminders(
+        self, day: dt.date, limit: int, *, after: int = 0
+    ) -> list[dict[str, Any]]:
+        """Reminders due on or before ``day``, not yet sent, with ids above ``after``."""
+        return await self._rows(
+            "SELECT r.id, r.user_id, r.event_id, r.days_before, r.kind, r.due_on, r.attempts, "
+            "s.chat_id, s.deadlines, s.milestones, s.blocked_at "
+            "FROM reminders r JOIN reminder_settings s USING (user_id) "
+            "WHERE r.state = 'due' AND r.due_on <= ? AND r.id > ? ORDER BY r.id LIMIT ?",
+            (day.isoformat(), after, limit),
+        )
+
+    async def finished_steps(self, user_id: int) -> set[str]:
+        """The steps a user marked done or not applicable."""
+        rows = await self._rows(
+            "SELECT step_id FROM progress WHERE user_id = ? AND status IN (?, ?)",
+            (user_id, *FINISHED_STATUSES),
+        )
+        return {row["step_id"] for row in rows}
+
+    async def mark_reminders(
+        self, ids: Sequence[int], state: str, reason: str | None = None
+    ) -> None:
+        """Move reminders to ``state`` (sending, sent, dropped, blocked or due again)."""
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        done = None if state in ("due", "sending") else _now()
+        bump = ", attempts = attempts + 1" if state == "sending" else ""
+        await self._write(
+            [
+                (
+                    f"UPDATE reminders SET state = ?, reason = ?, done_at = ?{bump} "
+                    f"WHERE id IN ({marks})",
+                    (state, reason, done, *ids),
+                )
+            ]
+        )
+
+    async def mark_blocked(self, user_id: int) -> None:
+        """Record that the user blocked the bot: nothing more is planned or sent to them."""
+        now = _now()
+        await self._write(
+            [
+                (
+                    "UPDATE reminder_settings SET blocked_at = ?, updated_at = ? "
+                    "WHERE user_id = ?",
+                    (now, now, user_id),
+                ),
+                (
+                    "UPDATE reminders SET state = 'blocked', reason = 'user blocked the bot', "
+                    "done_at = ? WHERE user_id = ? AND state IN ('due', 'sending')",
+                    (now, user_id),
+                ),
+            ]
+        )
+
+    async def interrupted_reminders(self) -> int:
+        """Settle reminders a stopped process left half-sent; return how many.
+
+        Telegram cannot say whether the message went out, and a reminder must never
+        arrive twice, so they are recorded as dropped ("interrupted"), not sent again.
+        """
+        before = self._conn.total_changes
+        await self._write(
+            [
+                (
+                    "UPDATE reminders SET state = 'dropped', "
+                    "reason = 'interrupted while sending', done_at = ? WHERE state = 'sending'",
+                    (_now(),),
+                )
+            ]
+        )
+        return self._conn.total_changes - before
+
+    async def reminder_counts(self) -> dict[str, int]:
+        """How many reminders are in each state (for staff)."""
+        rows = await self._rows("SELECT state, COUNT(*) AS n FROM reminders GROUP BY state")
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    async def scheduler_value(self, name: str) -> str | None:
+        """Read one value the scheduler keeps between runs."""
+        rows = await self._rows("SELECT value FROM scheduler_state WHERE name = ?", (name,))
+        return str(rows[0]["value"]) if rows else None
+
+    async def set_scheduler_value(self, name: str, value: str) -> None:
+        """Remember one value for the scheduler's next run."""
+        await self._write(
+            [
+                (
+                    "INSERT INTO scheduler_state (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+            ]
+        )

@@ -29,13 +29,28 @@ def bullets(answer: str) -> str:
     )
 
 
-def topic_reply(bundle: Bundle, topic: Topic, *, intro: str = "") -> Reply:
-    """Render one topic: title, answer, sources with review date, related topics, feedback."""
+def topic_reply(
+    bundle: Bundle,
+    topic: Topic,
+    *,
+    intro: str = "",
+    today: dt.date | None = None,
+    personal: str = "",
+) -> Reply:
+    """Render one topic: title, answer, sources with review date, related topics, feedback.
+
+    Event placeholders in the answer are rendered as of ``today``; ``personal`` is one
+    line about the user's own recorded step, shown under the answer.
+    """
     kb = bundle.kb
+    day = today or dt.datetime.now(dt.UTC).date()
+    answer = bundle.calendar.render(topic.answer, day)
     spans: list[Span] = []
     if intro:
         spans.append(Span(intro + "\n\n"))
-    spans += [bold(topic.title), Span("\n\n" + bullets(topic.answer) + "\n\n")]
+    spans += [bold(topic.title), Span("\n\n" + bullets(answer) + "\n\n")]
+    if personal:
+        spans += [italic(personal), Span("\n\n")]
     if topic.legal_note:
         spans += [italic(LEGAL_NOTE), Span("\n\n")]
     if topic.sources:

@@ -16,13 +16,13 @@ logger = logging.getLogger(__name__)
 
 
 #: Buttons that show or change one user's data: like /pathway, private chats only.
-PERSONAL = (act.PathChoose, act.PathNav, act.SetStatus, act.Confirm)
+PERSONAL = (act.PathChoose, act.PathNav, act.SetStatus, act.Confirm, act.Remind)
 
 
 def _personal(action: act.Action | None) -> bool:
     """Tell whether a button press touches the presser's personal data."""
     if isinstance(action, act.Menu):
-        return action.name in ("pathway", "progress")
+        return action.name in ("pathway", "progress", "reminders")
     return isinstance(action, PERSONAL)
 
 

@@ -1,4 +1,4 @@
-"""Slash commands: /start, /help, /about, /topics, /pathway, /progress, /reset, /mydata, ..."""
+"""Slash commands: /start, /help, /topics, /pathway, /progress, /dates, /reminders, ..."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ COMMANDS = (
     BotCommand("topics", "Browse topics by area"),
     BotCommand("pathway", "Start or resume your step-by-step pathway"),
     BotCommand("progress", "Your status on every step"),
+    BotCommand("dates", "Key dates of the Match season"),
+    BotCommand("reminders", "Turn deadline reminders on or off"),
     BotCommand("help", "How to use the bot"),
     BotCommand("about", "What this bot is and where answers come from"),
     BotCommand("mydata", "Everything stored about you"),
@@ -53,6 +55,14 @@ async def _progress(engine: Engine, user: User, args: list[str]) -> Reply:
     return await engine.progress(user)
 
 
+async def _dates(engine: Engine, user: User, args: list[str]) -> Reply:
+    return engine.dates()
+
+
+async def _reminders(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.reminders(user)
+
+
 async def _reset(engine: Engine, user: User, args: list[str]) -> Reply:
     return await engine.reset(user)
 
@@ -76,13 +86,17 @@ ACTIONS: dict[str, Action] = {
     "topics": _topics,
     "pathway": _pathway,
     "progress": _progress,
+    "dates": _dates,
+    "reminders": _reminders,
     "reset": _reset,
     "mydata": _mydata,
     "forget": _forget,
     "skip": _skip,
 }
 #: Commands that hold personal data: answered in private chats only.
-PRIVATE_ONLY = frozenset({"pathway", "progress", "reset", "mydata", "forget", "skip"})
+PRIVATE_ONLY = frozenset(
+    {"pathway", "progress", "reset", "mydata", "forget", "skip", "reminders"}
+)
 
 
 def _handler(
