@@ -108,7 +108,8 @@ class Event:
             return "tomorrow" if ahead == 1 else f"in {_days(ahead)}"
         if self.end is None or self.end == today:
             return "today" if self.end is None else "ends today"
-        return f"under way, ends in {_days((self.end - today).days)}"
+        left = _days((self.end - today).days)
+        return f"{'starts today' if self.date == today else 'under way'}, ends in {left}"
 
     def describe(self, today: dt.date) -> str:
         """The event's date for a sentence: date, where it stands, and if unconfirmed."""

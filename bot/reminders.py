@@ -3,8 +3,8 @@
 Users turn two kinds on or off (:data:`KINDS`): *deadlines* (events of kind
 ``deadline``) and *milestones* (events of kind ``milestone``). Each event is
 reminded of on its ``remind`` days before it. Who is reminded depends on their
-recorded progress: a user who finished a step the event concerns, or a step that
-comes after it on the pathway's main road, is not (:func:`skip_steps`).
+recorded progress: a user who finished a step the event concerns, or marked done a
+step that comes after it on the pathway's main road, is not (:func:`relevance`).
 
 The :class:`Scheduler` works from the database, never from memory:
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -69,21 +69,42 @@ def kind_of(event: Event) -> str:
     return "milestones" if event.kind == "milestone" else "deadlines"
 
 
-def skip_steps(pathway: Pathway | None, event: Event) -> tuple[str, ...]:
-    """Steps whose being finished makes ``event`` no longer concern a user.
+@dataclass(frozen=True)
+class Relevance:
+    """Which recorded steps make an event no longer concern a user.
 
-    The event's own steps, and every step after the last of them on the main road
-    (someone who marked their Match result has no use for the registration deadline);
-    with the old ids of renamed steps, as the store may still hold them.
+    ``finished``: the event's own steps, done or not applicable. ``done``: the steps
+    after them on the pathway's main road, marked done (someone who recorded their
+    Match result has no use for the registration deadline; a later step marked "not
+    applicable" says nothing about progress). Both with the old ids of renamed steps.
     """
+
+    finished: tuple[str, ...] = ()
+    done: tuple[str, ...] = ()
+
+    def excludes(self, statuses: Mapping[str, str]) -> bool:
+        """Tell whether recorded ``statuses`` take the user past the event."""
+        return any(statuses.get(s) in FINISHED for s in self.finished) or any(
+            statuses.get(s) == "done" for s in self.done
+        )
+
+
+FINISHED = ("done", "not_applicable")
+
+
+def relevance(pathway: Pathway | None, event: Event) -> Relevance:
+    """Work out :class:`Relevance` for ``event`` from the pathway."""
     if pathway is None or not event.steps:
-        return event.steps
+        return Relevance(event.steps)
     road = pathway.route({})
     places = [road.index(s) for s in event.steps if s in road]
     later = road[max(places) + 1 :] if places else ()
-    wanted = [*event.steps, *later]
-    former = [old for step_id in wanted for old in _formerly(pathway, step_id)]
-    return tuple(dict.fromkeys([*wanted, *former]))
+
+    def with_former(ids: Iterable[str]) -> tuple[str, ...]:
+        ids = tuple(ids)
+        return tuple(dict.fromkeys([*ids, *(o for i in ids for o in _formerly(pathway, i))]))
+
+    return Relevance(with_former(event.steps), with_former(later))
 
 
 def _formerly(pathway: Pathway, step_id: str) -> tuple[str, ...]:
@@ -101,7 +122,10 @@ def due_on(calendar: Calendar, day: dt.date) -> Iterator[tuple[Event, int]]:
 
 def reminder_reply(event: Event, day: dt.date) -> Reply:
     """The message a user gets about ``event`` on ``day``."""
-    head = "⏰ Reminder: " if event.kind == "deadline" else "📅 Coming up: "
+    if event.kind == "deadline":
+        head = "⏰ Reminder: "
+    else:
+        head = "📅 Today: " if event.date == day else "📅 Coming up: "
     spans: list[str | Span] = [
         head,
         bold(event.title),
@@ -218,8 +242,9 @@ class Scheduler:
         bundle = self.bundle()
         added = 0
         for event, days in due_on(bundle.calendar, day):
+            rule = relevance(bundle.pathway, event)
             added += await self.store.plan_reminders(
-                event.id, days, kind_of(event), day, skip_steps(bundle.pathway, event)
+                event.id, days, kind_of(event), day, rule.finished, rule.done
             )
         return added
 
@@ -283,8 +308,8 @@ class Scheduler:
             return "user blocked the bot"
         if not row[str(row["kind"])]:
             return "turned off"
-        finished = await self.store.finished_steps(int(row["user_id"]))
-        if finished & set(skip_steps(bundle.pathway, event)):
+        statuses = await self.store.step_statuses(int(row["user_id"]))
+        if relevance(bundle.pathway, event).excludes(statuses):
             return "step already done"
         return ""
 
@@ -330,7 +355,8 @@ async def preview(store: Store, bundle: Bundle, day: dt.date) -> list[Planned]:
     found = []
     for event, days in due_on(bundle.calendar, day):
         kind = kind_of(event)
-        users = await store.count_reminder_users(kind, skip_steps(bundle.pathway, event))
+        rule = relevance(bundle.pathway, event)
+        users = await store.count_reminder_users(kind, rule.finished, rule.done)
         found.append(Planned(event, days, kind, users, reminder_reply(event, day)))
     return found
 

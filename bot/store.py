@@ -769,20 +769,25 @@ class Store:
         await self._write(statements)
 
     @staticmethod
-    def _wanting(kind: str, skip_if_finished: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-        """The users (``s``) who want ``kind`` and finished none of ``skip_if_finished``."""
+    def _wanting(
+        kind: str, finished: Sequence[str], done: Sequence[str]
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The users (``s``) who want ``kind``, finished none of ``finished`` (done or not
+        applicable) and marked none of ``done`` as done."""
         if kind not in REMINDER_KINDS:
             raise ValueError(f"unknown reminder kind {kind!r}")
         where = f"FROM reminder_settings s WHERE s.{kind} = 1 AND s.blocked_at IS NULL"
-        if not skip_if_finished:
-            return where, ()
-        marks = ",".join("?" * len(skip_if_finished))
-        finished = ",".join("?" * len(FINISHED_STATUSES))
-        where += (
-            " AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.user_id = s.user_id "
-            f"AND p.step_id IN ({marks}) AND p.status IN ({finished}))"
-        )
-        return where, (*skip_if_finished, *FINISHED_STATUSES)
+        params: list[Any] = []
+        for steps, statuses in ((finished, FINISHED_STATUSES), (done, ("done",))):
+            if not steps:
+                continue
+            where += (
+                " AND NOT EXISTS (SELECT 1 FROM progress p WHERE p.user_id = s.user_id "
+                f"AND p.step_id IN ({','.join('?' * len(steps))}) "
+                f"AND p.status IN ({','.join('?' * len(statuses))}))"
+            )
+            params += [*steps, *statuses]
+        return where, tuple(params)
 
     async def plan_reminders(
         self,
@@ -790,11 +795,12 @@ class Store:
         days_before: int,
         kind: str,
         due_on: dt.date,
-        skip_if_finished: Sequence[str],
+        finished: Sequence[str] = (),
+        done: Sequence[str] = (),
     ) -> int:
-        """Plan one reminder for every user who wants ``kind`` and has finished none of
-        ``skip_if_finished``; return how many were added (a reminder is planned once)."""
-        where, params = self._wanting(kind, skip_if_finished)
+        """Plan one reminder for every user :meth:`_wanting` selects; return how many
+        were added (a user gets each reminder once, however often a day is planned)."""
+        where, params = self._wanting(kind, finished, done)
         before = self._conn.total_changes
         await self._write(
             [
@@ -808,9 +814,11 @@ class Store:
         )
         return self._conn.total_changes - before
 
-    async def count_reminder_users(self, kind: str, skip_if_finished: Sequence[str]) -> int:
+    async def count_reminder_users(
+        self, kind: str, finished: Sequence[str] = (), done: Sequence[str] = ()
+    ) -> int:
         """How many users planning a reminder of ``kind`` would reach (for previews)."""
-        where, params = self._wanting(kind, skip_if_finished)
+        where, params = self._wanting(kind, finished, done)
         rows = await self._rows(f"SELECT COUNT(*) AS n {where}", params)
         return int(rows[0]["n"])
 
@@ -826,13 +834,12 @@ class Store:
             (day.isoformat(), after, limit),
         )
 
-    async def finished_steps(self, user_id: int) -> set[str]:
-        """The steps a user marked done or not applicable."""
+    async def step_statuses(self, user_id: int) -> dict[str, str]:
+        """Every step status a user recorded, by step id."""
         rows = await self._rows(
-            "SELECT step_id FROM progress WHERE user_id = ? AND status IN (?, ?)",
-            (user_id, *FINISHED_STATUSES),
+            "SELECT step_id, status FROM progress WHERE user_id = ?", (user_id,)
         )
-        return {row["step_id"] for row in rows}
+        return {row["step_id"]: row["status"] for row in rows}
 
     async def mark_reminders(
         self, ids: Sequence[int], state: str, reason: str | None = None

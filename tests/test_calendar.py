@@ -74,7 +74,9 @@ topics:
   - id: test-dated-answer
     title: Test dated answer
     questions: [when is the zebra quokka registration deadline]
-    answer: "Register by {{nrmp-registration-deadline}}. Ranking closes {{nrmp-rol-deadline}}. Pathways: {{pathways-deadline}}."
+    answer: >-
+      Register by {{nrmp-registration-deadline}}. Ranking closes {{nrmp-rol-deadline}}.
+      Pathways: {{pathways-deadline}}.
 """
 
 
@@ -289,7 +291,8 @@ def test_dates_json_is_the_contract(kb_dir: Path) -> None:
         assert isinstance(item["confirmed"], bool) and isinstance(item["season"], int)
         dt.date.fromisoformat(item["date"])
     assert events[2]["confirmed"] is False
-    later = json.loads(run_cli("dates", "--json", "--on", "2027-01-01", "--kb", str(kb_dir)).stdout)
+    later = run_cli("dates", "--json", "--on", "2027-01-01", "--kb", str(kb_dir))
+    later = json.loads(later.stdout)
     assert [e["id"] for e in later] == ["nrmp-rol-deadline-2027"]
 
 
