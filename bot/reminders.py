@@ -202,6 +202,7 @@ class Scheduler:
         *,
         send_hour: int = 14,
         batch: int = 200,
+        parallel: int = 8,
     ) -> None:
         self.store = store
         self.bundle = bundle
@@ -209,6 +210,7 @@ class Scheduler:
         self.clock = clock
         self.send_hour = send_hour
         self.batch = batch
+        self.parallel = parallel
 
     async def recover(self) -> int:
         """On start: settle what a stopped process left half-sent (never resent)."""
@@ -264,8 +266,15 @@ class Scheduler:
             if superseded:
                 await self.store.mark_reminders(superseded, "dropped", "superseded")
                 counts["dropped"] = counts.get("dropped", 0) + len(superseded)
-            for row in keep:
-                await self._send_one(row, counts)
+            # A few sends in flight at once: Telegram answers in tens of milliseconds and
+            # the rate limiter, not this loop, sets the pace (about 30 messages a second).
+            gate = asyncio.Semaphore(self.parallel)
+
+            async def one(row: dict[str, Any]) -> None:
+                async with gate:
+                    await self._send_one(row, counts)
+
+            await asyncio.gather(*(one(row) for row in keep))
         return counts
 
     async def _send_one(self, row: dict[str, Any], counts: dict[str, int]) -> None:
