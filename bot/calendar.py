@@ -198,18 +198,21 @@ class Calendar:
 
     @staticmethod
     def unpublished(event: Event) -> str:
-        """Say that a series' next date is not out, giving the last official one."""
-        last = "last official" if event.confirmed else "last reported (not confirmed)"
+        """Give a series' last listed date, saying a later season's is not listed yet.
+
+        Not "not yet published": the later date may be out on the official page before
+        staff add it here, so the user is sent to check that page.
+        """
+        note = " (not confirmed)" if not event.confirmed else ""
         return (
-            f"not yet published for the next season (the {last} date was "
-            f"{event.when()}, for the {event.season} Match)"
+            f"{event.when()} for the {event.season} Match{note}; the date for later seasons "
+            "is not in my calendar yet, so check the official page"
         )
 
     def stale(self, today: dt.date) -> list[Event]:
-        """Events already past whose series has no later season: the date to add next."""
-        return [
-            events[-1] for events in self.series.values() if events[-1].passed(today)
-        ]
+        """Events already past whose series has no later season, most recent first."""
+        found = [events[-1] for events in self.series.values() if events[-1].passed(today)]
+        return sorted(found, key=lambda e: e.last_day, reverse=True)
 
 
 def references(text: str) -> list[str]:

@@ -341,7 +341,7 @@ def cmd_dates(
         )
     for event in calendar.stale(day):
         if not show_all:
-            out.write(f"not yet published\t{event.series}\tlast: {event.when()} "
+            out.write(f"not listed yet\t{event.series}\tlast: {event.when()} "
                       f"({event.season} Match)\t{event.source}\n")
     return EXIT_OK
 

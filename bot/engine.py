@@ -630,6 +630,8 @@ class Engine:
         spans: list[str | Span] = [bold("Key dates"), f" (as of {format_day(day)})\n\n"]
         if not calendar.events:
             spans.append("I have no dates in my calendar yet.\n")
+        elif not upcoming:
+            spans.append("No upcoming date in my calendar has been published yet.\n")
         for event in upcoming:
             spans += [
                 "• ",
@@ -642,8 +644,11 @@ class Engine:
             ]
         missing = calendar.stale(day)
         if missing:
-            spans.append("\nNot yet published for the next season (last official date):\n")
-            for event in missing[:6]:
+            spans.append(
+                "\nNot in my calendar yet for a later season (the last date I have; check "
+                "the official page):\n"
+            )
+            for event in missing[:10]:
                 spans += [
                     f"• {event.title}: {event.when()} ({event.season} Match) · ",
                     link(rem._site(event.source), event.source),
@@ -859,6 +864,13 @@ class Engine:
             for row in data["feedback"][-10:]:
                 verdict = "helpful" if row["helpful"] else "not helpful"
                 lines.append(f"• {row['topic_id']}: {verdict}")
+            reminders = data["reminders"]
+            settings = reminders["settings"] or {}
+            kinds = [k for k in ("deadlines", "milestones") if settings.get(k)]
+            lines.append(
+                f"\nReminders: {', '.join(kinds) if kinds else 'off'}"
+                f" ({len(reminders['planned'])} planned or sent)"
+            )
             lines.append("\nThe attached file holds all of it. /forget deletes it all.")
             payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
             return Reply(

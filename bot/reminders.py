@@ -260,20 +260,20 @@ class Scheduler:
         counts: dict[str, int] = {}
         day = self._sending_day()
         after = 0  # by id: a reminder that failed this round is tried in the next one
+        # A few sends in flight at once: Telegram answers in tens of milliseconds and the
+        # rate limiter, not this loop, sets the pace (about 30 messages a second).
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(row: dict[str, Any]) -> None:
+            async with gate:
+                await self._send_one(row, counts)
+
         while rows := await self.store.due_reminders(day, self.batch, after=after):
             after = int(rows[-1]["id"])
             keep, superseded = _supersede(rows)
             if superseded:
                 await self.store.mark_reminders(superseded, "dropped", "superseded")
                 counts["dropped"] = counts.get("dropped", 0) + len(superseded)
-            # A few sends in flight at once: Telegram answers in tens of milliseconds and
-            # the rate limiter, not this loop, sets the pace (about 30 messages a second).
-            gate = asyncio.Semaphore(self.parallel)
-
-            async def one(row: dict[str, Any]) -> None:
-                async with gate:
-                    await self._send_one(row, counts)
-
             await asyncio.gather(*(one(row) for row in keep))
         return counts
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from bot.bundle import KnowledgeHolder, load_bundle
-from bot.calendar import Calendar, Event, load_calendar
+from bot.calendar import Calendar, Event, load_calendar, references
 from bot.chat import render_plain
 from bot.clock import FixedClock
 from bot.config import Settings
@@ -81,8 +82,25 @@ topics:
 
 
 def dated_kb(kb_dir: Path, calendar: str = CALENDAR) -> Path:
-    """The real knowledge copy with the test calendar and one topic that names events."""
-    (kb_dir / "calendar.yaml").write_text(calendar, encoding="utf-8")
+    """The real knowledge copy with the test calendar and one topic that names events.
+
+    Events the real answers name that the test calendar lacks are added as long-past
+    stubs (2020, concerning no step), so they change no test's dates or reminders.
+    """
+    known = set(re.findall(r"- id: ([a-z0-9-]+)", calendar))
+    known |= {name.rsplit("-", 1)[0] for name in known}
+    named: set[str] = set()
+    for path in kb_dir.glob("*.yaml"):
+        if path.name != "calendar.yaml":
+            named |= set(references(path.read_text(encoding="utf-8")))
+    stubs = ""
+    for name in sorted(named - known):
+        event_id = name if re.search(r"-\d{4}$", name) else f"{name}-2020"
+        stubs += (
+            f"  - id: {event_id}\n    title: Stub {name}\n    season: {event_id[-4:]}\n"
+            "    date: 2020-01-01\n    confirmed: true\n    source: https://www.nrmp.org/stub\n"
+        )
+    (kb_dir / "calendar.yaml").write_text(calendar + stubs, encoding="utf-8")
     (kb_dir / "zz-dated.yaml").write_text(DATED_TOPIC, encoding="utf-8")
     return kb_dir
 
@@ -140,8 +158,10 @@ def test_a_series_name_gives_the_current_season_and_never_an_expired_one() -> No
     assert calendar.render("{{ rol-2026 }}", TODAY) == "passed on 4 March 2026 (2026 Match)"
     # After the last listed season: the last official date, never shown as upcoming.
     later = calendar.render("{{rol}}", dt.date(2027, 4, 1))
-    assert later.startswith("not yet published for the next season")
-    assert "3 March 2027" in later and "2027 Match" in later
+    assert later == (
+        "3 March 2027 for the 2027 Match; the date for later seasons is not in my calendar "
+        "yet, so check the official page"
+    )
 
 
 # -- the validator ------------------------------------------------------------------------
@@ -249,14 +269,16 @@ def test_answers_show_event_dates_as_of_today(kb_dir: Path) -> None:
     assert record["topic"] == "test-dated-answer"
     assert "14 December 2026, 11:59 p.m. ET (in 12 days)" in record["text"]
     assert "3 March 2027, 9 p.m. ET (in 91 days) (not yet confirmed" in record["text"]
-    assert "the last official date was 15 February 2024, for the 2024 Match" in record["text"]
+    assert "Pathways: 15 February 2024 for the 2024 Match; the date for later seasons" in (
+        record["text"]
+    )
     assert "{{" not in record["text"]
     # The same answer a month later: the deadline has passed, and says so.
     later = answer_record(
         bundle, Settings().matching, "when is the zebra quokka registration deadline",
         dt.date(2027, 1, 10),
     )
-    assert "not yet published for the next season" in later["text"]
+    assert "the date for later seasons is not in my calendar yet" in later["text"]
     assert "in 12 days" not in later["text"]
 
 
@@ -317,6 +339,20 @@ async def test_dates_in_chat_lists_upcoming_events_with_sources(
     assert "Match Week: 30 November – 4 December 2026 (under way, ends in 2 days)" in shown
     assert "not yet confirmed" in shown  # the 2027 rank order list date
     assert "nrmp.org" in shown
-    # The stale series is shown as not yet published, with its last official date.
+    # The stale series is shown with its last date, as not listed for a later season.
     assert "ECFMG Pathways application deadline: 15 February 2024 (2024 Match)" in shown
     assert shown.index("Match Week") < shown.index("NRMP standard registration")
+
+
+async def test_dates_says_plainly_when_nothing_upcoming_is_published(
+    kb_dir: Path, store: Store
+) -> None:
+    path = dated_kb(kb_dir)
+    bundle, _ = load_bundle(path, learned=False)
+    assert bundle is not None
+    later = FixedClock(dt.date(2027, 6, 1))
+    shown = render_plain(
+        Engine(KnowledgeHolder(path, bundle), store, Settings().matching, later).dates()
+    )
+    assert "No upcoming date in my calendar has been published yet." in shown
+    assert "NRMP rank order list deadline: 3 March 2027, 9 p.m. ET (2027 Match)" in shown

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import actions as act
 from bot.bundle import Bundle, KnowledgeHolder, load_bundle
 from bot.chat import render_plain
 from bot.clock import FixedClock
@@ -351,8 +352,9 @@ async def test_forget_deletes_reminders_and_mydata_shows_them(
     assert data["reminders"]["settings"]["deadlines"] == 1
     assert data["reminders"]["planned"][0]["state"] == "sent"
     engine = Engine(KnowledgeHolder(kb_dir, dated_bundle), store, Settings().matching)
-    await engine.handle_action(User(USER_ID), __import__("bot.actions").actions.Confirm(
-        "forget", True))
+    shown = render_plain(await engine.mydata(User(USER_ID)))
+    assert "Reminders: deadlines (1 planned or sent)" in shown
+    await engine.handle_action(User(USER_ID), act.Confirm("forget", True))
     data = await store.export(USER_ID)
     assert data["reminders"] == {"settings": None, "planned": []}
     outbox = Outbox()
