@@ -203,10 +203,10 @@ class Calendar:
         Not "not yet published": the later date may be out on the official page before
         staff add it here, so the user is sent to check that page.
         """
-        note = " (not confirmed)" if not event.confirmed else ""
+        note = ", not confirmed" if not event.confirmed else ""
         return (
-            f"{event.when()} for the {event.season} Match{note}; the date for later seasons "
-            "is not in my calendar yet, so check the official page"
+            f"{event.when()} ({event.season} Match{note}; the {event.season + 1} date is not "
+            "in my calendar yet)"
         )
 
     def stale(self, today: dt.date) -> list[Event]:

@@ -158,10 +158,7 @@ def test_a_series_name_gives_the_current_season_and_never_an_expired_one() -> No
     assert calendar.render("{{ rol-2026 }}", TODAY) == "passed on 4 March 2026 (2026 Match)"
     # After the last listed season: the last official date, never shown as upcoming.
     later = calendar.render("{{rol}}", dt.date(2027, 4, 1))
-    assert later == (
-        "3 March 2027 for the 2027 Match; the date for later seasons is not in my calendar "
-        "yet, so check the official page"
-    )
+    assert later == "3 March 2027 (2027 Match; the 2028 date is not in my calendar yet)"
 
 
 # -- the validator ------------------------------------------------------------------------
@@ -269,7 +266,7 @@ def test_answers_show_event_dates_as_of_today(kb_dir: Path) -> None:
     assert record["topic"] == "test-dated-answer"
     assert "14 December 2026, 11:59 p.m. ET (in 12 days)" in record["text"]
     assert "3 March 2027, 9 p.m. ET (in 91 days) (not yet confirmed" in record["text"]
-    assert "Pathways: 15 February 2024 for the 2024 Match; the date for later seasons" in (
+    assert "Pathways: 15 February 2024 (2024 Match; the 2025 date is not in my calendar" in (
         record["text"]
     )
     assert "{{" not in record["text"]
@@ -278,7 +275,7 @@ def test_answers_show_event_dates_as_of_today(kb_dir: Path) -> None:
         bundle, Settings().matching, "when is the zebra quokka registration deadline",
         dt.date(2027, 1, 10),
     )
-    assert "the date for later seasons is not in my calendar yet" in later["text"]
+    assert "(2027 Match; the 2028 date is not in my calendar yet)" in later["text"]
     assert "in 12 days" not in later["text"]
 
 
