@@ -140,7 +140,7 @@ class Engine:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.thresholds = thresholds_from(matching)
-        self.guide = Guide(store)
+        self.guide = Guide(store, self.clock)
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from bot import actions as act
 from bot import views
 from bot.bundle import Bundle
+from bot.clock import Clock, SystemClock, today
 from bot.pathway import END, Pathway, Status, Step
 from bot.reply import Button, Reply, Span, bold, italic, text
 from bot.store import Store, UserState
@@ -27,8 +28,9 @@ OTHER_STEP = "That button was for another step; here is where you are now."
 class Guide:
     """Walks one user at a time through the pathway; the engine serialises calls per user."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock: Clock = clock or SystemClock()
 
     async def _position(self, user_id: int, pathway: Pathway) -> tuple[UserState, str, str | None]:
         """Load the user and resolve where they stand, saving a move if staff moved the step."""
@@ -44,7 +46,7 @@ class Guide:
         """Show the step the user stands on (the first step for a newcomer)."""
         assert bundle.pathway is not None
         state, step_id, note = await self._position(user_id, bundle.pathway)
-        return self._render(bundle.pathway, state, step_id, note=note, edit=edit)
+        return self._render(bundle, state, step_id, note=note, edit=edit)
 
     async def act(self, user_id: int, bundle: Bundle, action: act.Action) -> Reply:
         """Carry out a pathway button press."""
@@ -55,7 +57,7 @@ class Guide:
             case act.PathChoose(step_id, choice_id):
                 if pathway.live_id(step_id) != current:
                     return self._render(
-                        pathway,
+                        bundle,
                         state,
                         current,
                         edit=True,
@@ -64,7 +66,7 @@ class Guide:
                 transition = pathway.choose(current, choice_id)
                 if transition is None:
                     return self._render(
-                        pathway, state, current, edit=True, notice="That choice no longer exists."
+                        bundle, state, current, edit=True, notice="That choice no longer exists."
                     )
                 trail = [*_live_trail(pathway, state.trail), transition.next]
                 await self.store.save_position(
@@ -75,7 +77,7 @@ class Guide:
                 )
                 state = await self.store.get_user(user_id)
                 return self._render(
-                    pathway,
+                    bundle,
                     state,
                     transition.next,
                     edit=True,
@@ -93,7 +95,7 @@ class Guide:
                 return await self.progress(
                     user_id, bundle, edit=True, notice=f"Saved: {Status(status).label}"
                 )
-        return self._render(pathway, state, current, edit=True)
+        return self._render(bundle, state, current, edit=True)
 
     async def _navigate(
         self,
@@ -118,10 +120,10 @@ class Guide:
             trail = [*_live_trail(pathway, state.trail), live]
             await self.store.save_position(user_id, live, trail)
             state = await self.store.get_user(user_id)
-            return self._render(pathway, state, live, edit=True)
+            return self._render(bundle, state, live, edit=True)
         if live != current:
             return self._render(
-                pathway,
+                bundle,
                 state,
                 current,
                 edit=True,
@@ -131,19 +133,19 @@ class Guide:
             previous = pathway.previous(_live_trail(pathway, state.trail) or [current])
             if previous is None:
                 return self._render(
-                    pathway, state, current, edit=True, notice="This is the first step."
+                    bundle, state, current, edit=True, notice="This is the first step."
                 )
             target, kept = previous
             await self.store.save_position(user_id, target, kept)
             state = await self.store.get_user(user_id)
-            return self._render(pathway, state, target, edit=True)
+            return self._render(bundle, state, target, edit=True)
         if verb == "skip":
             target = pathway.skip(current) or END
             await self.store.save_position(
                 user_id, target, [*_live_trail(pathway, state.trail), target]
             )
             state = await self.store.get_user(user_id)
-            return self._render(pathway, state, target, edit=True, notice="Skipped for now.")
+            return self._render(bundle, state, target, edit=True, notice="Skipped for now.")
         if verb == "explain":
             step = pathway.steps[current]
             topics = [bundle.kb.by_id[t] for t in step.topics if t in bundle.kb.by_id]
@@ -153,7 +155,7 @@ class Guide:
                     kind="explain",
                     buttons=((Button("🧭 Back to the pathway", act.Menu("pathway")),),),
                 )
-            reply = views.topic_reply(bundle, topics[0])
+            reply = views.topic_reply(bundle, topics[0], today=today(self.clock))
             more = tuple((Button(f"➡ {t.title}", act.OpenTopic(t.id)),) for t in topics[1:3])
             back = ((Button("🧭 Back to the pathway", act.Menu("pathway")),),)
             return Reply(
@@ -171,7 +173,7 @@ class Guide:
 
     def _render(
         self,
-        pathway: Pathway,
+        bundle: Bundle,
         state: UserState,
         step_id: str,
         *,
@@ -180,6 +182,9 @@ class Guide:
         notice: str | None = None,
     ) -> Reply:
         """Show one step with its choices and the navigation buttons."""
+        pathway = bundle.pathway
+        assert pathway is not None
+        day = today(self.clock)
         spans: list[Span] = []
         if note:
             spans.append(italic(note + "\n\n"))
@@ -212,8 +217,11 @@ class Guide:
         spans += [
             Span(counter),
             bold(step.title),
-            Span("\n\n" + step.explain.strip() + "\n\n"),
+            Span("\n\n" + bundle.calendar.render(step.explain.strip(), day) + "\n\n"),
         ]
+        event = bundle.calendar.next_for_steps([step.id], day)
+        if event is not None and not (status is not None and status.finished):
+            spans.append(Span(f"📅 {event.title}: {event.describe(day)}\n\n"))
         if status is not None:
             spans.append(italic(f"Your status: {status.label}\n\n"))
         spans.append(bold(step.question))

@@ -481,3 +481,28 @@ async def test_preview_counts_match_what_planning_adds(
     clock = FixedClock(dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC))
     added = await scheduler(store, dated_bundle, Outbox(), clock).plan_day(day)
     assert item.users == added == 6
+
+
+async def test_a_pathway_step_shows_its_next_date_and_renders_named_events(
+    kb_dir: Path, store: Store
+) -> None:
+    path = dated_kb(kb_dir)
+    pathway_file = path / "pathway.yaml"
+    text = pathway_file.read_text(encoding="utf-8")
+    marker = "  - id: nrmp-registration\n"
+    at = text.index("explain: >-\n", text.index(marker)) + len("explain: >-\n")
+    pathway_file.write_text(
+        text[:at] + "      Standard deadline: {{nrmp-registration-deadline}}.\n" + text[at:],
+        encoding="utf-8",
+    )
+    bundle, problems = load_bundle(path, learned=False)
+    assert bundle is not None, problems
+    clock = FixedClock(SEVEN_DAYS_BEFORE)
+    engine = Engine(KnowledgeHolder(path, bundle), store, Settings().matching, clock)
+    step = render_plain(await engine.handle_action(User(43), act.PathNav("go", "nrmp-registration")))
+    assert "Standard deadline: 14 December 2026, 11:59 p.m. ET (in 7 days)." in step
+    assert "📅 NRMP standard registration deadline: 14 December 2026" in step
+    assert "{{" not in step
+    await store.set_status(43, "nrmp-registration", "done")
+    done = render_plain(await engine.handle_action(User(43), act.PathNav("go", "nrmp-registration")))
+    assert "📅" not in done  # a finished step needs no countdown
