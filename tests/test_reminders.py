@@ -499,10 +499,11 @@ async def test_a_pathway_step_shows_its_next_date_and_renders_named_events(
     assert bundle is not None, problems
     clock = FixedClock(SEVEN_DAYS_BEFORE)
     engine = Engine(KnowledgeHolder(path, bundle), store, Settings().matching, clock)
-    step = render_plain(await engine.handle_action(User(43), act.PathNav("go", "nrmp-registration")))
+    go = act.PathNav("go", "nrmp-registration")
+    step = render_plain(await engine.handle_action(User(43), go))
     assert "Standard deadline: 14 December 2026, 11:59 p.m. ET (in 7 days)." in step
     assert "📅 NRMP standard registration deadline: 14 December 2026" in step
     assert "{{" not in step
     await store.set_status(43, "nrmp-registration", "done")
-    done = render_plain(await engine.handle_action(User(43), act.PathNav("go", "nrmp-registration")))
+    done = render_plain(await engine.handle_action(User(43), go))
     assert "📅" not in done  # a finished step needs no countdown
