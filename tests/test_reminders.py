@@ -507,3 +507,30 @@ async def test_a_pathway_step_shows_its_next_date_and_renders_named_events(
     await store.set_status(43, "nrmp-registration", "done")
     done = render_plain(await engine.handle_action(User(43), go))
     assert "📅" not in done  # a finished step needs no countdown
+
+
+async def test_the_running_bot_sends_due_reminders_through_telegram(
+    dated_bundle: Bundle, store: Store, kb_dir: Path
+) -> None:
+    import asyncio
+
+    from bot.app import build_application
+
+    await opt_in(store, USER_ID)
+    request = RecordingRequest()
+    app = build_application(
+        tg_settings(kb_dir), holder=KnowledgeHolder(kb_dir, dated_bundle), store=store,
+        request=request, token=TOKEN, clock=FixedClock(SEVEN_DAYS_BEFORE),
+    )
+    tg = await BotHarness(app, request).start(post_init=True)
+    try:
+        for _ in range(200):  # the scheduler's first round runs as the bot starts
+            if request.of("sendMessage"):
+                break
+            await asyncio.sleep(0.01)
+        (call,) = request.of("sendMessage")
+        assert call.chat_id == USER_ID
+        assert "Reminder: NRMP standard registration deadline" in call.visible
+    finally:
+        await tg.stop()
+    assert (await states(store, USER_ID))[0][2] == "sent"
