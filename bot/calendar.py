@@ -25,7 +25,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from bot.yamlio import LineDict, LineList, Problem, YamlSyntaxError, load_yaml
+from bot.yamlio import (
+    LineDict,
+    LineList,
+    Problem,
+    YamlSyntaxError,
+    load_yaml,
+    parse_date,
+    value_kind,
+)
 
 SUPPORTED_VERSIONS = frozenset({1})
 EVENT_FIELDS = (
@@ -225,35 +233,6 @@ def references(text: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "yes/no"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dt.date):
-        return "a date"
-    if isinstance(value, int | float):
-        return "a number"
-    return "text"
-
-
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 class _Checker:
     """Collects every problem of the calendar file at its line."""
 
@@ -284,7 +263,7 @@ class _Checker:
         if not isinstance(raw, LineList):
             self.add(
                 data.line_of("events"),
-                f"'events' must be a list of events ('- id: ...'), not {_kind(raw)}",
+                f"'events' must be a list of events ('- id: ...'), not {value_kind(raw)}",
             )
             return []
         events: list[Event] = []
@@ -307,7 +286,7 @@ class _Checker:
     def _event(self, raw: Any, line: int) -> Event | None:
         if not isinstance(raw, LineDict):
             self.add(line, f"each event must be a mapping with 'id', 'title', 'date'..., "
-                           f"not {_kind(raw)}")
+                           f"not {value_kind(raw)}")
             return None
         for key, key_line in getattr(raw, "duplicates", []):
             self.add(key_line, f"this event has the field '{key}' twice; keep one of them")
@@ -355,14 +334,14 @@ class _Checker:
             self.add(raw.line_of("title"), f"'title' of {what} is {len(title)} characters; "
                                            f"keep it to {MAX_TITLE}")
             ok = False
-        start = _date(raw.get("date"))
+        start = parse_date(raw.get("date"))
         if "date" in raw and start is None:
             self.add(raw.line_of("date"), f"'date' of {what} must be written YYYY-MM-DD, "
                                           "e.g. 2027-03-03")
             ok = False
         end: dt.date | None = None
         if "end" in raw:
-            end = _date(raw["end"])
+            end = parse_date(raw["end"])
             if end is None:
                 self.add(raw.line_of("end"), f"'end' of {what} must be written YYYY-MM-DD")
                 ok = False

@@ -168,14 +168,11 @@ def cmd_ask(
     out: TextIO,
 ) -> int:
     """Answer one question, or each line of standard input, one output line each."""
-    from bot.bundle import load_bundle
     from bot.engine import answer_record
 
     path = Path(kb_arg or settings.knowledge.path)
-    bundle, problems = load_bundle(path, with_pathway=False)
+    bundle = _loaded(path, with_pathway=False)
     if bundle is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
         print(
             f"cannot answer: the knowledge base at {path} has problems "
             f"(run: python -m bot check {path})",
@@ -312,18 +309,23 @@ def event_record(event: Any, day: dt.date) -> Row:
     }
 
 
+def _loaded(path: Path, **options: bool) -> Any:
+    """Load the knowledge bundle at ``path``, or print its problems and return None."""
+    from bot.bundle import load_bundle
+
+    bundle, problems = load_bundle(path, **options)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return bundle
+
+
 def cmd_dates(
     settings: Settings, kb_arg: str | None, as_json: bool, on: dt.date | None, show_all: bool,
     out: TextIO,
 ) -> int:
     """Print the upcoming events of the season calendar as of today (or ``on``)."""
-    from bot.bundle import load_bundle
-
-    path = Path(kb_arg or settings.knowledge.path)
-    bundle, problems = load_bundle(path, learned=False)
+    bundle = _loaded(Path(kb_arg or settings.knowledge.path), learned=False)
     if bundle is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
         return EXIT_PROBLEMS
     day = on or _today()
     calendar = bundle.calendar
@@ -350,15 +352,12 @@ def cmd_reminders(
     settings: Settings, on: dt.date | None, as_json: bool, out: TextIO
 ) -> int:
     """Preview the reminders a day would send: event, days before, users, message."""
-    from bot.bundle import load_bundle
     from bot.chat import render_plain
     from bot.reminders import describe_plan, preview
     from bot.store import Store
 
-    bundle, problems = load_bundle(settings.knowledge.path, learned=False)
+    bundle = _loaded(Path(settings.knowledge.path), learned=False)
     if bundle is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
         return EXIT_PROBLEMS
     day = on or _today()
 

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from bot.text import normalize
 from bot.yamlio import LineDict, LineList, Problem, YamlSyntaxError, load_yaml
+from bot.yamlio import parse_date as _parse_date
+from bot.yamlio import value_kind as _kind
 
 SYNONYMS_FILE = "synonyms.yaml"
 PATHWAY_FILE = "pathway.yaml"
@@ -227,23 +229,6 @@ class _FileChecker:
         return items
 
 
-def _kind(value: Any) -> str:
-    """Name a YAML value's type in words staff understand."""
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "yes/no"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dt.date):
-        return "a date"
-    if isinstance(value, int | float):
-        return "a number"
-    return "text"
-
-
 def _suggest(key: str, known: Iterable[str]) -> str:
     """Suggest the closest known field name for a misspelt one."""
     import difflib
@@ -265,20 +250,6 @@ def valid_url(url: str) -> bool:
         and bool(parts.hostname)
         and "." in (parts.hostname or "")
     )
-
-
-def _parse_date(value: Any) -> dt.date | None:
-    """Accept a YAML date or an ISO 'YYYY-MM-DD' string."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def rendered_length(topic: Topic) -> int:

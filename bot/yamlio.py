@@ -10,6 +10,7 @@ Duplicate keys, which PyYAML would silently collapse, are reported.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,34 @@ def load_yaml(path: Path, display_name: str | None = None) -> Any:
             Problem(name, 1, "the file is not UTF-8 text; save it as UTF-8")
         ) from exc
     return parse_yaml(text, name)
+
+
+def value_kind(value: Any) -> str:
+    """Name a YAML value's type in words staff understand."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "yes/no"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dt.date):
+        return "a date"
+    if isinstance(value, int | float):
+        return "a number"
+    return "text"
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """Accept a YAML date or an ISO 'YYYY-MM-DD' string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None

@@ -12,6 +12,7 @@ import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,34 +197,32 @@ async def test_what_fell_due_during_downtime_but_has_passed_is_dropped_and_recor
         assert ("nrmp-registration-deadline-2027", 1, "dropped", "event passed") in recorded
 
 
-async def test_a_step_marked_done_after_planning_is_not_reminded(
-    dated_bundle: Bundle, store: Store
+async def _register(store: Store) -> None:
+    await store.set_status(1, "nrmp-registration", "done")
+
+
+async def _turn_off(store: Store) -> None:
+    await store.set_reminders(1, 1, "deadlines", False)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [(_register, "step already done"), (_turn_off, "turned off")],
+    ids=["registered at lunch", "reminders turned off"],
+)
+async def test_a_change_between_planning_and_sending_drops_the_reminder(
+    dated_bundle: Bundle, store: Store, change: Any, reason: str
 ) -> None:
     await opt_in(store, 1)
     outbox = Outbox()
     clock = FixedClock(dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC))
     run = scheduler(store, dated_bundle, outbox, clock)
     await run.tick()  # planned in the morning
-    await store.set_status(1, "nrmp-registration", "done")  # they register at lunch
+    await change(store)
     clock.advance(hours=6)
     await run.tick()
     assert outbox.sent == []
-    assert (await states(store, 1))[0][2:] == ("dropped", "step already done")
-
-
-async def test_turning_reminders_off_drops_what_was_planned(
-    dated_bundle: Bundle, store: Store
-) -> None:
-    await opt_in(store, 1)
-    outbox = Outbox()
-    clock = FixedClock(dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC))
-    run = scheduler(store, dated_bundle, outbox, clock)
-    await run.tick()
-    await store.set_reminders(1, 1, "deadlines", False)
-    clock.advance(hours=6)
-    await run.tick()
-    assert outbox.sent == []
-    assert (await states(store, 1))[0][2:] == ("dropped", "turned off")
+    assert (await states(store, 1))[0][2:] == ("dropped", reason)
 
 
 async def test_a_half_sent_reminder_of_a_killed_process_is_never_sent_again(
