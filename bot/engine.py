@@ -393,6 +393,8 @@ class Engine:
         seen = await self._understand(question)
         result, topic = seen.result, seen.topic
         best = result.best
+        outcome = seen.small_talk if seen.small_talk == "my_step" else seen.status
+        self.store.record_asked(user.id, outcome, topic.id if topic is not None else None)
         if seen.small_talk == "my_step":  # "what should I do next?": from their progress
             return await self._my_step(user)
         if seen.small_talk is not None:  # a kind word back, and nothing logged for staff

@@ -118,6 +118,36 @@ MIGRATIONS: Sequence[str] = (
         value TEXT NOT NULL
     );
     """,
+    # 4: the staff loop: tickets handed to a person, and one row per message for statistics
+    # (what the bot did with it, never the text).
+    """
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        first_name TEXT,
+        question TEXT NOT NULL,
+        guesses TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT 'open',
+        answer TEXT,
+        answered_by INTEGER,
+        answered_by_name TEXT,
+        created_at TEXT NOT NULL,
+        answered_at TEXT,
+        closed_at TEXT
+    );
+    CREATE INDEX tickets_state ON tickets (state, created_at);
+    CREATE INDEX tickets_user ON tickets (user_id, state);
+    CREATE TABLE asked (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        topic_id TEXT,
+        asked_at TEXT NOT NULL
+    );
+    CREATE INDEX asked_time ON asked (asked_at);
+    CREATE INDEX asked_user ON asked (user_id);
+    """,
 )
 
 #: What a reminder row can be: waiting for its day, handed to Telegram, or finished.
@@ -240,6 +270,7 @@ class Store:
         self._pending = []
         self._flusher: asyncio.Future[None] | None = None
         self.commits = 0  # transactions committed by this process (writes are grouped)
+        self._background: set[asyncio.Future[int | None]] = set()
         # Users who may have a pending dialogue step. Most messages are plain questions
         # from users with none, and this spares them a query. A superset is harmless (the
         # database has the last word); this process is the only writer of the column.
@@ -294,6 +325,8 @@ class Store:
 
     async def close(self) -> None:
         """Finish pending writes, then close the connection."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
         await self._conn.close()
@@ -442,6 +475,31 @@ class Store:
         )
         assert row_id is not None
         return row_id
+
+    def record_asked(self, user_id: int, outcome: str, topic_id: str | None) -> None:
+        """Count one message's outcome for statistics, without holding up the reply.
+
+        The row (no text) joins the next group commit in the background; close() waits
+        for it. Statistics are the only reader.
+        """
+        future = asyncio.ensure_future(
+            self._write(
+                [
+                    (
+                        "INSERT INTO asked (user_id, outcome, topic_id, asked_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (user_id, outcome, topic_id, _now()),
+                    )
+                ]
+            )
+        )
+        self._background.add(future)
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: asyncio.Future[int | None]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.warning("a statistics row was not written: %s", future.exception())
 
     async def mark_none_of_these(self, user_id: int, question_id: int) -> bool:
         """Turn the user's ambiguous question into an unanswered one; False if not theirs."""
@@ -685,7 +743,7 @@ class Store:
                 (f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
                 for table in (
                     "questions", "feedback", "progress", "progress_history", "users",
-                    "reminders", "reminder_settings",
+                    "reminders", "reminder_settings", "tickets", "asked",
                 )
             ]
         )
@@ -714,6 +772,12 @@ class Store:
                 ("DELETE FROM questions WHERE asked_at < ?", (cutoff,)),
                 ("DELETE FROM progress_history WHERE changed_at < ?", (cutoff,)),
                 ("DELETE FROM reminders WHERE done_at < ?", (cutoff,)),
+                ("DELETE FROM asked WHERE asked_at < ?", (cutoff,)),
+                (
+                    "DELETE FROM tickets WHERE state != 'open' AND "
+                    "COALESCE(closed_at, answered_at, created_at) < ?",
+                    (cutoff,),
+                ),
                 (
                     "UPDATE feedback SET comment = NULL "
                     "WHERE comment IS NOT NULL AND given_at < ?",
