@@ -98,6 +98,36 @@ class Remind:
     on: bool
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """Pass the logged question ``question_id`` to the team as a ticket."""
+
+    question_id: int
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A staff action on a ticket: answer, close, or draft a topic from its answer."""
+
+    verb: str
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class AddPhrasing:
+    """Staff: add the logged question as a phrasing of a topic."""
+
+    question_id: int
+    topic_id: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """Staff: take the group of unanswered questions holding this one off the list."""
+
+    question_id: int
+
+
 Action = (
     OpenTopic
     | Browse
@@ -109,7 +139,12 @@ Action = (
     | SetStatus
     | Confirm
     | Remind
+    | Handoff
+    | Ticket
+    | AddPhrasing
+    | Ignore
 )
+TICKET_VERBS = ("answer", "close", "draft")
 PATH_VERBS = ("back", "skip", "explain", "stop", "go", "edit")
 CONFIRMABLE = ("reset", "forget")
 
@@ -137,6 +172,14 @@ def encode(action: Action) -> str:
             data = f"c:{what}:{int(yes)}"
         case Remind(kind, on):
             data = f"r:{REMINDER_KINDS.index(kind)}:{int(on)}"
+        case Handoff(question_id):
+            data = f"h:{question_id}"
+        case Ticket(verb, ticket_id):
+            data = f"k:{verb[0]}:{ticket_id}"
+        case AddPhrasing(question_id, topic_id):
+            data = f"x:{question_id}:{topic_id}"
+        case Ignore(question_id):
+            data = f"i:{question_id}"
     if len(data.encode("utf-8")) > MAX_BYTES:
         raise ValueError(f"callback data too long ({len(data)} bytes): {data!r}")
     return data
@@ -175,6 +218,15 @@ def decode(data: str | None) -> Action | None:
             return Confirm(parts[0], parts[1] == "1")
         if kind == "r" and len(parts) == 2 and parts[0] in ("0", "1") and parts[1] in ("0", "1"):
             return Remind(REMINDER_KINDS[int(parts[0])], parts[1] == "1")
+        if kind == "h" and len(parts) == 1 and _ROW_ID.match(parts[0]):
+            return Handoff(int(parts[0]))
+        verbs = {v[0]: v for v in TICKET_VERBS}
+        if kind == "k" and len(parts) == 2 and parts[0] in verbs and _ROW_ID.match(parts[1]):
+            return Ticket(verbs[parts[0]], int(parts[1]))
+        if kind == "x" and len(parts) == 2 and _ROW_ID.match(parts[0]) and _ID.match(parts[1]):
+            return AddPhrasing(int(parts[0]), parts[1])
+        if kind == "i" and len(parts) == 1 and _ROW_ID.match(parts[0]):
+            return Ignore(int(parts[0]))
     except ValueError:
         return None
     return None

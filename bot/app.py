@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.reminders import Outcome, Scheduler
 from bot.reply import Reply
+from bot.staff import Staff
 from bot.store import Store
 from bot.yamlio import Problem
 
@@ -170,7 +171,11 @@ def build_application(
         builder = builder.concurrent_updates(tg.concurrent_updates)
 
     clock = clock or SystemClock()
-    engine = Engine(holder, store, settings.matching, clock)
+    staff = Staff(
+        store, holder, clock, admins=tg.admins, chat_id=settings.staff.chat_id,
+        drafts=settings.staff.drafts_path,
+    )
+    engine = Engine(holder, store, settings.matching, clock, staff)
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         try:

@@ -84,6 +84,16 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class StaffSettings:
+    """Where tickets go and where drafts made from answers are kept."""
+
+    #: The staff group (or one admin's private chat) that gets tickets; None: no hand-off.
+    chat_id: int | None = None
+    #: Drafts of new topics made from answered tickets; never read as live knowledge.
+    drafts_path: str = "data/drafts"
+
+
+@dataclass(frozen=True)
 class ReminderSettings:
     """The reminder scheduler: on or off, when in the day it sends, how often it looks."""
 
@@ -110,6 +120,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    staff: StaffSettings = field(default_factory=StaffSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "built-in defaults"
 

@@ -33,6 +33,7 @@ from bot.matching import Decision, MatchResult, Thresholds
 from bot.pathway import Status
 from bot.reply import Attachment, Button, Reply, Span, bold, italic, link, text
 from bot.smalltalk import REPLIES, looks_non_english, small_talk
+from bot.staff import Staff, ticket_ref
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ AWAIT_TTL = dt.timedelta(minutes=15)
 PAGE_SIZE = 8
 
 AWAIT_COMMENT = "comment:"
+AWAIT_HANDOFF = "handoff"
 ENGLISH_NOTE = "(I answer in English, the language of the official sources.)"
 
 EXAMPLES = (
@@ -135,10 +137,12 @@ class Engine:
         store: Store,
         matching: MatchingSettings,
         clock: Clock | None = None,
+        staff: Staff | None = None,
     ) -> None:
         self.holder = holder
         self.store = store
         self.clock: Clock = clock or SystemClock()
+        self.staff = staff or Staff(store, holder, self.clock)
         self.thresholds = thresholds_from(matching)
         self.guide = Guide(store, self.clock)
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -368,10 +372,19 @@ class Engine:
             return line
         return ""
 
-    async def handle_text(self, user: User, message: str) -> Reply:
-        """Answer a free-text message (or take it as the answer the bot asked for)."""
+    async def handle_text(self, user: User, message: str, reply_to: str | None = None) -> Reply:
+        """Answer a free-text message (or take it as the answer the bot asked for).
+
+        ``reply_to`` is the text of the bot's message this one replies to, if any: an
+        admin replying to a ticket answers that ticket.
+        """
         async with self._lock(user.id):
             cleaned = message.strip()
+            ticket = ticket_ref(reply_to) if reply_to and cleaned else None
+            if ticket is not None and self.staff.is_admin(user.id):
+                relayed = await self.staff.answer(user.id, user.first_name, ticket, cleaned)
+                if relayed is not None:
+                    return relayed
             if not cleaned:
                 return Reply(
                     text(
@@ -412,14 +425,14 @@ class Engine:
             )
         if seen.status == "ambiguous" and best:
             return await self._did_you_mean(user, question, result)
-        await self.store.log_question(
+        question_id = await self.store.log_question(
             user.id,
             question,
             "fallback",
             best.topic_id if best else None,
             best.score if best else None,
         )
-        return self._fallback_reply()
+        return self._fallback_reply(question_id if user.chat == user.id else None)
 
     async def _did_you_mean(self, user: User, question: str, result: MatchResult) -> Reply:
         """Offer the closest topics, and a way to say none of them fits."""
@@ -445,17 +458,74 @@ class Engine:
             text("I'm not sure which of these you mean. Did you mean:"), rows, kind="ambiguous"
         )
 
-    def _fallback_reply(self) -> Reply:
-        """Say honestly that there is no answer yet, and offer a way on."""
+    def _fallback_reply(self, question_id: int | None = None) -> Reply:
+        """Say honestly that there is no answer yet, and offer a way on (a person, too)."""
+        person = self.staff.handoff_row(question_id) if question_id is not None else ()
+        offer = (
+            " If you'd like a person to answer, press “Ask the team”." if person else ""
+        )
         return Reply(
             text(
-                "I don't have an answer for that yet, sorry. I've passed your question on to "
-                "the team so they can add one.\n\n"
+                "I don't have an answer for that yet, sorry. I've noted your question so "
+                "the team can add one.\n\n"
                 "You could try again with a key term (like “OET”, “Step 2 CK”, “ERAS” or "
-                "“J-1 waiver”), or browse the topics I know.",
+                f"“J-1 waiver”), or browse the topics I know.{offer}",
             ),
-            ((Button("📚 Browse topics", act.Menu("topics")),),),
+            tuple(row for row in (person, (Button("📚 Browse topics", act.Menu("topics")),))
+                  if row),
             kind="fallback",
+        )
+
+    async def staff_command(self, user: User, name: str) -> Reply | None:
+        """An admin command (/tickets, /unanswered, /feedback, /rollback); None for others.
+
+        The admin list is checked now, at the moment of use; a non-admin gets None and
+        the front end answers as it does for any unknown command.
+        """
+        staff = self.staff
+        if name == "tickets":
+            return await staff.tickets(user.id)
+        if name == "unanswered":
+            return await staff.unanswered(user.id, user.chat)
+        if name == "feedback":
+            return await staff.feedback(user.id)
+        if name == "rollback":
+            return await staff.rollback(user.id)
+        return None
+
+    async def upload(self, user: User, filename: str, content: bytes) -> Reply | None:
+        """An admin's knowledge file; None when the sender is not an admin."""
+        return await self.staff.upload(user.id, filename, content)
+
+    async def human(self, user: User) -> Reply:
+        """/human: the next message goes to the team as a ticket."""
+        async with self._lock(user.id):
+            if user.chat != user.id:
+                return self.private_only()
+            if not self.staff.handoff:
+                return Reply(text("Passing questions to a person isn't set up here, sorry. "
+                                  "Ask me, or browse the topics."),
+                             ((Button("📚 Browse topics", act.Menu("topics")),),), kind="info")
+            await self.store.set_awaiting(user.id, self._pending(user, AWAIT_HANDOFF))
+            return Reply(
+                text("Write your question for the team in one message (up to 1,000 "
+                     "characters). A person will answer here. (Send /skip to cancel.)"),
+                kind="ask_handoff",
+            )
+
+    async def _guesses(self, question: str) -> list[str]:
+        """The bot's best topics for a question, for the team to see with the ticket."""
+        seen = await self._understand(question)
+        return [c.topic_id for c in seen.result.candidates[:3]]
+
+    async def _handoff(self, user: User, question_id: int) -> Reply:
+        """Pass a logged question of this user to the team."""
+        row = await self.store.question(question_id)
+        if row is None or int(row["user_id"]) != user.id or user.chat != user.id:
+            return self.stale()
+        question = str(row["text"])
+        return await self.staff.open_ticket(
+            user.id, user.first_name, question, await self._guesses(question)
         )
 
     # -- the "what were you looking for?" dialogue ----------------------------------------
@@ -501,6 +571,10 @@ class Engine:
     async def _take_awaited(self, user: User, awaiting: str, message: str) -> Reply:
         """Handle the text the bot asked for, instead of treating it as a question."""
         await self.store.set_awaiting(user.id, None)
+        if awaiting == AWAIT_HANDOFF:
+            return await self.staff.open_ticket(
+                user.id, user.first_name, message, await self._guesses(message)
+            )
         if awaiting.startswith(AWAIT_COMMENT):
             topic_id = awaiting.removeprefix(AWAIT_COMMENT)
             await self.store.add_feedback_comment(user.id, topic_id, message[:MAX_QUESTION_CHARS])
@@ -583,12 +657,15 @@ class Engine:
                 marked = await self.store.mark_none_of_these(user.id, question_id)
                 if not marked:
                     return Reply(kind="info", notice="Already noted, thank you.")
+                person = self.staff.handoff_row(question_id) if user.chat == user.id else ()
                 return Reply(
                     text(
-                        "Thanks for telling me. I've passed your question on to the team so "
-                        "they can add an answer. Meanwhile, try other words, or browse:"
+                        "Thanks for telling me. I've noted your question so the team can "
+                        "add an answer. Meanwhile, try other words, or browse"
+                        + (", or ask a person:" if person else ":")
                     ),
-                    ((Button("📚 Browse topics", act.Menu("topics")),),),
+                    tuple(r for r in (person, (Button("📚 Browse topics", act.Menu("topics")),))
+                          if r),
                     kind="none_of_these",
                     notice="Passed on to the team.",
                 )
@@ -598,6 +675,17 @@ class Engine:
                 return await self._confirm(user, what, yes)
             case act.Remind(kind, on):
                 return await self._set_reminder(user, kind, on)
+            case act.Handoff(question_id):
+                return await self._handoff(user, question_id)
+            case act.Ticket(verb, ticket_id):
+                done = await self.staff.ticket_action(user.id, user.first_name, verb, ticket_id)
+                return done if done is not None else self.stale()
+            case act.AddPhrasing(question_id, topic_id):
+                added = await self.staff.add_phrasing(user.id, question_id, topic_id)
+                return added if added is not None else self.stale()
+            case act.Ignore(question_id):
+                ignored = await self.staff.ignore(user.id, question_id)
+                return ignored if ignored is not None else self.stale()
             case act.PathChoose() | act.PathNav() | act.SetStatus():
                 bundle = self.bundle
                 if bundle.pathway is None:

@@ -50,6 +50,16 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A message for another chat, sent with a reply (a ticket to staff, an answer to a user)."""
+
+    chat_id: int
+    reply: Reply
+    #: Said to the chat that caused it when this cannot be delivered (e.g. blocked bot).
+    undelivered: str = ""
+
+
+@dataclass(frozen=True)
 class Reply:
     """One answer of the engine to one user input."""
 
@@ -62,6 +72,11 @@ class Reply:
     notice: str | None = None
     #: Replace the message the pressed button was on, instead of sending a new one.
     edit: bool = False
+    #: Ask the client to answer this message with a reply (Telegram's ForceReply): in a
+    #: group, the bot only receives replies to its own messages.
+    force_reply: bool = False
+    #: Messages for other chats, sent after this one.
+    deliveries: tuple[Delivery, ...] = ()
 
     @property
     def plain_text(self) -> str:

@@ -476,6 +476,89 @@ class Store:
         assert row_id is not None
         return row_id
 
+    # -- tickets: questions handed to a person ------------------------------------------
+
+    async def open_tickets_of(self, user_id: int) -> int:
+        """How many open tickets a user has."""
+        rows = await self._rows(
+            "SELECT COUNT(*) AS n FROM tickets WHERE user_id = ? AND state = 'open'", (user_id,)
+        )
+        return int(rows[0]["n"])
+
+    async def create_ticket(
+        self, user_id: int, chat_id: int, first_name: str | None, question: str,
+        guesses: Sequence[str],
+    ) -> int:
+        """Store a new open ticket; return its id."""
+        row_id = await self._write(
+            [
+                (
+                    "INSERT INTO tickets (user_id, chat_id, first_name, question, guesses, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (user_id, chat_id, first_name, question, json.dumps(list(guesses)), _now()),
+                )
+            ]
+        )
+        assert row_id is not None
+        return row_id
+
+    async def ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        """One ticket, or None."""
+        rows = await self._rows("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return rows[0] if rows else None
+
+    async def answer_ticket(
+        self, ticket_id: int, answer: str, by: int, by_name: str | None
+    ) -> bool:
+        """Record the answer of an open ticket; False if it was not open (someone was first)."""
+        before = self._conn.total_changes
+        await self._write(
+            [
+                (
+                    "UPDATE tickets SET state = 'answered', answer = ?, answered_by = ?, "
+                    "answered_by_name = ?, answered_at = ? WHERE id = ? AND state = 'open'",
+                    (answer, by, by_name, _now(), ticket_id),
+                )
+            ]
+        )
+        return self._conn.total_changes > before
+
+    async def close_ticket(self, ticket_id: int) -> bool:
+        """Close a ticket that is not closed yet; False if there was nothing to close."""
+        before = self._conn.total_changes
+        await self._write(
+            [
+                (
+                    "UPDATE tickets SET state = 'closed', closed_at = ? "
+                    "WHERE id = ? AND state != 'closed'",
+                    (_now(), ticket_id),
+                )
+            ]
+        )
+        return self._conn.total_changes > before
+
+    async def open_tickets(self, limit: int = 10) -> tuple[list[dict[str, Any]], int]:
+        """The newest open tickets, and how many are open in all."""
+        rows = await self._rows(
+            "SELECT * FROM tickets WHERE state = 'open' ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        total = await self._rows("SELECT COUNT(*) AS n FROM tickets WHERE state = 'open'")
+        return rows, int(total[0]["n"])
+
+    async def question(self, question_id: int) -> dict[str, Any] | None:
+        """One logged question, or None."""
+        rows = await self._rows("SELECT * FROM questions WHERE id = ?", (question_id,))
+        return rows[0] if rows else None
+
+    async def set_question_status(self, ids: Sequence[int], status: str) -> None:
+        """Mark logged questions as handled by staff (e.g. added as a phrasing, ignored)."""
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        await self._write(
+            [(f"UPDATE questions SET status = ? WHERE id IN ({marks})", (status, *ids))]
+        )
+
     def record_asked(self, user_id: int, outcome: str, topic_id: str | None) -> None:
         """Count one message's outcome for statistics, without holding up the reply.
 
@@ -711,6 +794,11 @@ class Store:
             "feedback": await self._rows(
                 "SELECT topic_id, helpful, comment, given_at FROM feedback WHERE user_id = ? "
                 "ORDER BY given_at",
+                (user_id,),
+            ),
+            "tickets": await self._rows(
+                "SELECT id, question, state, answer, created_at, answered_at FROM tickets "
+                "WHERE user_id = ? ORDER BY id",
                 (user_id,),
             ),
             "reminders": {

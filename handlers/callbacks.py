@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 #: Buttons that show or change one user's data: like /pathway, private chats only.
-PERSONAL = (act.PathChoose, act.PathNav, act.SetStatus, act.Confirm, act.Remind)
+PERSONAL = (act.PathChoose, act.PathNav, act.SetStatus, act.Confirm, act.Remind, act.Handoff)
 
 
 def _personal(action: act.Action | None) -> bool:

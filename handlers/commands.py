@@ -26,7 +26,10 @@ COMMANDS = (
     BotCommand("reset", "Clear your pathway progress"),
     BotCommand("forget", "Delete everything stored about you"),
     BotCommand("skip", "Skip the question I asked you"),
+    BotCommand("human", "Ask a person from the team"),
 )
+#: Staff commands: answered for admins only, checked at the moment of use.
+STAFF_COMMANDS = ("tickets", "unanswered", "feedback", "rollback")
 
 Action = Callable[[Engine, User, list[str]], Awaitable[Reply]]
 
@@ -79,6 +82,10 @@ async def _skip(engine: Engine, user: User, args: list[str]) -> Reply:
     return await engine.skip(user)
 
 
+async def _human(engine: Engine, user: User, args: list[str]) -> Reply:
+    return await engine.human(user)
+
+
 ACTIONS: dict[str, Action] = {
     "start": _start,
     "help": _help,
@@ -92,10 +99,11 @@ ACTIONS: dict[str, Action] = {
     "mydata": _mydata,
     "forget": _forget,
     "skip": _skip,
+    "human": _human,
 }
 #: Commands that hold personal data: answered in private chats only.
 PRIVATE_ONLY = frozenset(
-    {"pathway", "progress", "reset", "mydata", "forget", "skip", "reminders"}
+    {"pathway", "progress", "reset", "mydata", "forget", "skip", "reminders", "human"}
 )
 
 
@@ -123,6 +131,29 @@ def _handler(
     return callback
 
 
+def _staff_handler(
+    name: str,
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    """An admin command: for anyone else it is like a command the bot does not have."""
+
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = user_of(update)
+        chat = update.effective_chat
+        if user is None or chat is None:
+            return
+        engine = engine_of(context)
+        async with typing_shown(update, context):
+            reply = await engine.staff_command(user, name)
+        if reply is None:
+            if chat.type == chat.PRIVATE:
+                await send_reply(update, context, engine.unknown_command())
+            return
+        await send_reply(update, context, reply)
+
+    callback.__name__ = f"staff_{name}"
+    return callback
+
+
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a command the bot does not have (private chats only)."""
     await send_reply(update, context, engine_of(context).unknown_command())
@@ -134,6 +165,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     new = filters.UpdateType.MESSAGE
     for name, action in ACTIONS.items():
         app.add_handler(CommandHandler(name, _handler(name, action), filters=new))
+    for name in STAFF_COMMANDS:
+        app.add_handler(CommandHandler(name, _staff_handler(name), filters=new))
     app.add_handler(
         MessageHandler(new & filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
     )

@@ -8,9 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from io import BytesIO
 
-from telegram import InputFile, LinkPreviewOptions, Update
+from telegram import ForceReply, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot.engine import Engine, User
@@ -81,21 +81,43 @@ async def typing_shown(
 
 
 async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
-    """Deliver a Reply: edit the pressed message when asked to, else send new messages."""
+    """Deliver a Reply: edit the pressed message when asked to, else send new messages.
+
+    Then its deliveries (messages for other chats: a ticket to staff, an answer to a user);
+    one that cannot be delivered is reported to this chat when the reply says how.
+    """
     chat = update.effective_chat
     if chat is None:
         return
+    await _deliver(update, context, chat.id, reply)
+    for delivery in reply.deliveries:
+        try:
+            await _deliver(None, context, delivery.chat_id, delivery.reply)
+        except (Forbidden, BadRequest) as exc:
+            logger.warning("a message for another chat was not delivered: %s", exc)
+            if delivery.undelivered:
+                await context.bot.send_message(chat.id, delivery.undelivered)
+
+
+async def _deliver(
+    update: Update | None, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply
+) -> None:
+    """Send (or edit into the pressed message) one reply to one chat."""
     chunks = render_html(reply.spans)
-    markup = render_keyboard(reply.buttons)
-    query = update.callback_query
-    if chunks and reply.edit and query is not None and query.message is not None and len(
+    keyboard = render_keyboard(reply.buttons)
+    markup: InlineKeyboardMarkup | ForceReply | None = keyboard
+    if reply.force_reply:  # the whole staff chat may answer it: not "selective"
+        markup = ForceReply(selective=False, input_field_placeholder="Your answer")
+    query = update.callback_query if update is not None else None
+    editable = reply.edit and not reply.force_reply
+    if chunks and editable and query is not None and query.message is not None and len(
         chunks
     ) == 1:
         try:
             await query.edit_message_text(
                 chunks[0],
                 parse_mode=ParseMode.HTML,
-                reply_markup=markup,
+                reply_markup=keyboard,
                 link_preview_options=NO_PREVIEW,
             )
             chunks = ()
@@ -107,7 +129,7 @@ async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: 
     for index, chunk in enumerate(chunks):
         last = index == len(chunks) - 1
         await context.bot.send_message(
-            chat.id,
+            chat_id,
             chunk,
             parse_mode=ParseMode.HTML,
             reply_markup=markup if last else None,
@@ -115,7 +137,7 @@ async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: 
         )
     if reply.attachment is not None:
         await context.bot.send_document(
-            chat.id,
+            chat_id,
             InputFile(BytesIO(reply.attachment.content), filename=reply.attachment.filename),
             caption=reply.attachment.caption or None,
         )

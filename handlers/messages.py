@@ -12,6 +12,7 @@ import re
 from telegram import Message, MessageEntity, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bot.kbedit import MAX_UPLOAD_BYTES
 from handlers.common import engine_of, send_reply, typing_shown, user_of
 
 
@@ -51,9 +52,41 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = message.text
     if message.chat.type != message.chat.PRIVATE:
         text = _strip_mention(text, context.bot.username)
+    # The bot's own message this one answers (an admin answering a ticket replies to it).
+    replied = message.reply_to_message
+    reply_to = (
+        replied.text
+        if replied is not None and replied.from_user is not None
+        and replied.from_user.id == context.bot.id
+        else None
+    )
     async with typing_shown(update, context):
-        reply = await engine_of(context).handle_text(user, text)
+        reply = await engine_of(context).handle_text(user, text, reply_to)
     await send_reply(update, context, reply)
+
+
+async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A file: an admin's knowledge upload; anyone else's is not read."""
+    message = update.effective_message
+    user = user_of(update)
+    if message is None or user is None or message.document is None:
+        return
+    engine = engine_of(context)
+    document = message.document
+    if not engine.staff.is_admin(user.id) or not (document.file_name or "").lower().endswith(
+        (".yaml", ".yml")
+    ):
+        if message.chat.type == message.chat.PRIVATE:
+            await send_reply(update, context, engine.text_only())
+        return
+    if (document.file_size or 0) > MAX_UPLOAD_BYTES:
+        content = b"x" * (MAX_UPLOAD_BYTES + 1)  # refused by size, without downloading it
+    else:
+        file = await document.get_file()
+        content = bytes(await file.download_as_bytearray())
+    reply = await engine.upload(user, document.file_name or "", content)
+    if reply is not None:
+        await send_reply(update, context, reply)
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -67,6 +100,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     groups = filters.ChatType.GROUPS
     text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(MessageHandler(text & (private | (groups & ADDRESSED_TO_BOT)), on_text))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.Document.ALL,
+                                   on_document))
     app.add_handler(
         MessageHandler(filters.UpdateType.MESSAGE & private & ~filters.TEXT & ~filters.COMMAND,
                        on_other)
