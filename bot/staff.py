@@ -321,12 +321,17 @@ class Staff:
 
     # -- knowledge edits ---------------------------------------------------------------
 
-    async def _apply(self, change: Any) -> Reply:
-        """Reload after a write and say what changed (or list the problems)."""
+    async def _apply(self, change: Any, name: str = "") -> Reply:
+        """Reload after a write and say what changed (or list the problems).
+
+        Problems in the file being written come first: elsewhere they are consequences
+        (links to topics the new version no longer has).
+        """
         if isinstance(change, list):
+            ordered = sorted(change, key=lambda p: not p.file.endswith("/" + name))
             return Reply(
                 text(bold("✖ Not changed."), " The knowledge base would have these problems:\n\n",
-                     _problems(change)),
+                     _problems(ordered)),
                 kind="edit_refused",
             )
         assert isinstance(change, Change)
@@ -363,7 +368,7 @@ class Staff:
                 )
             except EditError as exc:
                 return Reply(text(f"✖ Not changed: {exc}."), kind="edit_refused")
-            return await self._apply(change)
+            return await self._apply(change, name)
 
     async def rollback(self, user_id: int) -> Reply | None:
         """Put back what the last change from Telegram replaced."""

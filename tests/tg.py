@@ -169,6 +169,8 @@ class Call:
     params: dict[str, Any]
     files: dict[str, Upload] = field(default_factory=dict)
     error: str | None = None
+    #: What Telegram answered (for sendMessage: the message, with its message_id).
+    result: Any = None
 
     @property
     def chat_id(self) -> int | None:
@@ -218,10 +220,15 @@ class RecordingRequest(BaseRequest):
         #: Method name -> an error description to answer with once (a 400 unless it says
         #: otherwise), to play Telegram refusing something.
         self.fail_once: dict[str, str] = {}
+        #: Chat id -> an error description for every message sent to that chat (a user who
+        #: blocked the bot: "Forbidden: bot was blocked by the user").
+        self.refuse_chat: dict[int, str] = {}
         #: Method name -> an exception to raise once, as a broken network would.
         self.raise_once: dict[str, Exception] = {}
         self._ids = itertools.count(1000)
         self._answered: set[str] = set()
+        #: Files users "uploaded" (file_id -> bytes), served by getFile and the download URL.
+        self.files: dict[str, bytes] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -261,6 +268,12 @@ class RecordingRequest(BaseRequest):
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Answer one call."""
+        if "/file/bot" in url:  # a file download: the raw bytes, as Telegram serves them
+            file_id = url.rsplit("/", 1)[-1]
+            self.calls.append(Call("downloadFile", {"file_id": file_id}, {}))
+            if file_id not in self.files:
+                return 404, b"Not Found"
+            return 200, self.files[file_id]
         api_method = url.rsplit("/", 1)[-1]
         params: dict[str, Any] = dict(request_data.parameters) if request_data else {}
         files: dict[str, Upload] = {}
@@ -274,6 +287,9 @@ class RecordingRequest(BaseRequest):
         try:
             if api_method in self.fail_once:
                 raise TelegramRefusal(self.fail_once.pop(api_method))
+            chat = params.get("chat_id")
+            if chat is not None and int(chat) in self.refuse_chat:
+                raise TelegramRefusal(self.refuse_chat[int(chat)])
             result = self._answer(api_method, params, files)
         except TelegramRefusal as refusal:
             self.calls.append(Call(api_method, params, files, error=str(refusal)))
@@ -281,7 +297,7 @@ class RecordingRequest(BaseRequest):
             code = 403 if description.startswith("Forbidden") else 400
             body = {"ok": False, "error_code": code, "description": description}
             return code, json.dumps(body).encode()
-        self.calls.append(Call(api_method, params, files))
+        self.calls.append(Call(api_method, params, files, result=result))
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
@@ -325,9 +341,10 @@ class RecordingRequest(BaseRequest):
             }
         if api == "sendMessage":
             shown = self._text(params, "text", TEXT_LIMIT)
-            return self._message(
-                int(params["chat_id"]), text=shown, reply_markup=params.get("reply_markup")
-            )
+            markup = params.get("reply_markup")
+            # Telegram returns inline keyboards with the message; a ForceReply is not shown.
+            keep = markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+            return self._message(int(params["chat_id"]), text=shown, reply_markup=keep)
         if api == "editMessageText":
             shown = self._text(params, "text", TEXT_LIMIT)
             key = (int(params["chat_id"]), int(params["message_id"]))
@@ -378,6 +395,16 @@ class RecordingRequest(BaseRequest):
             return True
         if api == "getUpdates":
             return []
+        if api == "getFile":
+            file_id = str(params["file_id"])
+            if file_id not in self.files:
+                raise TelegramRefusal("Bad Request: invalid file_id")
+            return {
+                "file_id": file_id,
+                "file_unique_id": f"u-{file_id}",
+                "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}",
+            }
         # sendChatAction, setMyCommands, deleteWebhook, ...: Telegram answers true.
         return True
 
@@ -473,6 +500,26 @@ def group_update(
     return text_update(
         bot, text, user_id=user_id, chat_id=chat_id, entities=entities, reply_to=reply_to
     )
+
+
+def document_update(
+    bot: Bot,
+    request: RecordingRequest,
+    filename: str,
+    content: bytes,
+    *,
+    user_id: int = USER_ID,
+    chat_id: int | None = None,
+) -> Update:
+    """A file sent to the bot; its bytes are served by ``request`` when the bot fetches it."""
+    file_id = f"f{len(request.files) + 1}"
+    request.files[file_id] = content
+    document = {
+        "file_id": file_id, "file_unique_id": f"u-{file_id}", "file_name": filename,
+        "mime_type": "application/x-yaml", "file_size": len(content),
+    }
+    message = _message_dict(None, user_id=user_id, chat_id=chat_id, document=document)
+    return make_update(bot, {"message": message})
 
 
 def photo_update(bot: Bot, *, user_id: int = USER_ID, chat_id: int | None = None) -> Update:
