@@ -46,6 +46,7 @@ PAGE_SIZE = 8
 
 AWAIT_COMMENT = "comment:"
 AWAIT_HANDOFF = "handoff"
+AWAIT_ANSWER = "answer:"
 ENGLISH_NOTE = "(I answer in English, the language of the official sources.)"
 
 EXAMPLES = (
@@ -384,6 +385,7 @@ class Engine:
             if ticket is not None and self.staff.is_admin(user.id):
                 relayed = await self.staff.answer(user.id, user.first_name, ticket, cleaned)
                 if relayed is not None:
+                    await self._clear_awaiting(user)
                     return relayed
             if not cleaned:
                 return Reply(
@@ -571,6 +573,11 @@ class Engine:
     async def _take_awaited(self, user: User, awaiting: str, message: str) -> Reply:
         """Handle the text the bot asked for, instead of treating it as a question."""
         await self.store.set_awaiting(user.id, None)
+        if awaiting.startswith(AWAIT_ANSWER) and awaiting[len(AWAIT_ANSWER):].isdigit():
+            ticket = int(awaiting[len(AWAIT_ANSWER):])
+            relayed = await self.staff.answer(user.id, user.first_name, ticket, message)
+            if relayed is not None:
+                return relayed
         if awaiting == AWAIT_HANDOFF:
             return await self.staff.open_ticket(
                 user.id, user.first_name, message, await self._guesses(message)
@@ -679,7 +686,12 @@ class Engine:
                 return await self._handoff(user, question_id)
             case act.Ticket(verb, ticket_id):
                 done = await self.staff.ticket_action(user.id, user.first_name, verb, ticket_id)
-                return done if done is not None else self.stale()
+                if done is None:
+                    return self.stale()
+                if done.kind == "ticket_prompt":  # their next message here is the answer
+                    pending = self._pending(user, f"{AWAIT_ANSWER}{ticket_id}")
+                    await self.store.set_awaiting(user.id, pending)
+                return done
             case act.AddPhrasing(question_id, topic_id):
                 added = await self.staff.add_phrasing(user.id, question_id, topic_id)
                 return added if added is not None else self.stale()

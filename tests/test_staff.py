@@ -397,3 +397,23 @@ async def test_text_update_reply_helper_is_used(staff: BotHarness) -> None:
     message = staff.request.messages[(USER_ID, int(menu.result["message_id"]))]
     calls = await staff.feed(text_update(staff.bot, "oet score", reply_to=message))
     assert "OET" in only_reply(calls).visible
+
+
+async def test_after_answer_the_admins_next_message_in_a_private_staff_chat_is_the_answer(
+    kb_dir: Path, store: Store, tmp_path: Path
+) -> None:
+    tg = await open_staff(kb_dir, store, tmp_path, chat=ADMIN)  # one admin's private chat
+    try:
+        (fallback,) = replies(await tg.say(UNANSWERABLE))
+        handoff = next(d for d in fallback.callback_data if d.startswith("h:"))
+        calls = await tg.press(handoff)
+        assert [c.chat_id for c in replies(calls)] == [USER_ID, ADMIN]
+        await tg.press("k:a:1", user_id=ADMIN)
+        calls = await tg.say("Plain message, no reply needed.", user_id=ADMIN)
+        (to_user,) = in_chat(calls, USER_ID)
+        assert "Plain message, no reply needed." in to_user.visible
+        # The next message is a question again, not another answer.
+        calls = await tg.say("oet score", user_id=ADMIN)
+        assert in_chat(calls, USER_ID) == []
+    finally:
+        await tg.stop()
