@@ -966,6 +966,10 @@ class Engine:
             for row in data["feedback"][-10:]:
                 verdict = "helpful" if row["helpful"] else "not helpful"
                 lines.append(f"• {row['topic_id']}: {verdict}")
+            if data["tickets"]:
+                lines.append(f"\nQuestions sent to the team: {len(data['tickets'])}")
+                for row in data["tickets"][-5:]:
+                    lines.append(f"• #{row['id']} ({row['state']}): {_short(row['question'])}")
             reminders = data["reminders"]
             settings = reminders["settings"] or {}
             kinds = [k for k in ("deadlines", "milestones") if settings.get(k)]
