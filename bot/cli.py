@@ -8,7 +8,9 @@
 - ``unanswered``: what users asked that the bot could not answer (for staff);
 - ``feedback``: Helpful / Not helpful counts per answer, least helpful first (for staff);
 - ``dates [--json] [--on YYYY-MM-DD]``: upcoming events of the season calendar;
-- ``reminders --preview [--on YYYY-MM-DD]``: what reminders a day would send (for staff).
+- ``reminders --preview [--on YYYY-MM-DD]``: what reminders a day would send (for staff);
+- ``stats [--json] [--days N]``: questions, outcomes, feedback, tickets and the pathway
+  funnel of the last N days (for staff).
 
 Every subcommand takes ``--config PATH`` (or ``IMG_GUIDE_CONFIG``). This module only
 parses arguments, builds objects through :mod:`bot.app` and prints; it holds no
@@ -28,7 +30,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -42,6 +44,7 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,7 +105,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     reminders.add_argument("--on", metavar="YYYY-MM-DD", type=_day, help="the day (default today)")
     reminders.add_argument("--json", action="store_true", help="a JSON array")
+    stats = sub.add_parser(
+        "stats", parents=[common], help="questions, outcomes, feedback and the pathway funnel"
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.add_argument(
+        "--days", type=_days, default=30, metavar="N", help="the last N days (default 30)"
+    )
     return parser
+
+
+def _days(value: str) -> int:
+    """Parse --days: a whole number of days from 1 to 3650."""
+    from bot.stats import valid_days
+
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if not valid_days(days):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days from 1 to 3650")
+    return days
 
 
 def _day(value: str) -> dt.date:
@@ -232,12 +255,12 @@ def cmd_pathway(settings: Settings, kb_arg: str | None, mermaid: bool, out: Text
     return EXIT_OK
 
 
-def _read_store(settings: Settings, query: Callable[[Store], Awaitable[list[Row]]]) -> list[Row]:
+def _read_store(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured database, run one read and close it again."""
 
     from bot.store import Store  # only the staff reports need the database
 
-    async def fetch() -> list[Row]:
+    async def fetch() -> T:
         store = await Store.open(settings.storage.path)
         try:
             return await query(store)
@@ -274,6 +297,18 @@ def cmd_feedback(settings: Settings, as_json: bool, out: TextIO) -> int:
         else:
             out.write("not_helpful\thelpful\ttopic\n")
     _write_rows(rows, as_json, ("not_helpful", "helpful", "topic_id"), out)
+    return EXIT_OK
+
+
+def cmd_stats(settings: Settings, days: int, as_json: bool, out: TextIO) -> int:
+    """Print the statistics of the last ``days`` days: one JSON object, or a report."""
+    from bot.stats import collect, text_report
+
+    bundle = _loaded(Path(settings.knowledge.path), learned=False)
+    if bundle is None:
+        return EXIT_PROBLEMS
+    figures = _read_store(settings, lambda store: collect(store, bundle.pathway, days))
+    out.write(json.dumps(figures, ensure_ascii=False) + "\n" if as_json else text_report(figures))
     return EXIT_OK
 
 
@@ -443,6 +478,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         return cmd_reminders(settings, args.on, args.json, sys.stdout)
+    if command == "stats":
+        return cmd_stats(settings, args.days, args.json, sys.stdout)
     if command in ("backup", "restore"):
         return cmd_backup_restore(settings, command, args.path, sys.stdout)
     if command == "chat":

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -1069,3 +1069,111 @@ class Store:
                 )
             ]
         )
+
+    # -- statistics ---------------------------------------------------------------------
+    # Read-only figures for staff (bot/stats.py puts them together). Each takes the window
+    # as two aware datetimes, [start, end], compared as the ISO text every row is written in.
+
+    async def outcomes_per_day(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """How many messages had each outcome, per UTC day of the window."""
+        return await self._rows(
+            "SELECT date(asked_at) AS day, outcome, COUNT(*) AS n FROM asked "
+            "WHERE asked_at >= ? AND asked_at <= ? GROUP BY day, outcome ORDER BY day, outcome",
+            _window(start, end),
+        )
+
+    async def top_answered_topics(
+        self, start: dt.datetime, end: dt.datetime, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """The topics answered most often in the window, with their counts."""
+        return await self._rows(
+            "SELECT topic_id, COUNT(*) AS n FROM asked WHERE outcome = 'answer' "
+            "AND topic_id IS NOT NULL AND asked_at >= ? AND asked_at <= ? "
+            "GROUP BY topic_id ORDER BY n DESC, topic_id LIMIT ?",
+            (*_window(start, end), max(1, limit)),
+        )
+
+    async def feedback_counts(self, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+        """Helpful and Not helpful verdicts given (or last changed) in the window."""
+        rows = await self._rows(
+            "SELECT COALESCE(SUM(helpful), 0) AS helpful, "
+            "COALESCE(SUM(1 - helpful), 0) AS not_helpful FROM feedback "
+            "WHERE given_at >= ? AND given_at <= ?",
+            _window(start, end),
+        )
+        return {"helpful": int(rows[0]["helpful"]), "not_helpful": int(rows[0]["not_helpful"])}
+
+    async def unanswered_between(
+        self, start: dt.datetime, end: dt.datetime, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The newest questions of the window the bot could not answer (at most ``limit``)."""
+        marks = ",".join("?" for _ in UNANSWERED_STATUSES)
+        return await self._rows(
+            f"SELECT id, text, status AS reason, asked_at FROM questions "
+            f"WHERE status IN ({marks}) AND asked_at >= ? AND asked_at <= ? "
+            f"ORDER BY asked_at DESC, id DESC LIMIT ?",
+            (*UNANSWERED_STATUSES, *_window(start, end), max(1, limit)),
+        )
+
+    async def ticket_figures(self, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """Open tickets now; tickets answered in the window and their median minutes."""
+        rows = await self._rows(
+            "WITH waits AS (SELECT (julianday(answered_at) - julianday(created_at)) * 1440.0 "
+            "AS minutes FROM tickets WHERE answered_at IS NOT NULL "
+            "AND answered_at >= ? AND answered_at <= ?), "
+            "counted AS (SELECT COUNT(*) AS n FROM waits) "
+            "SELECT (SELECT COUNT(*) FROM tickets WHERE state = 'open') AS open, "
+            "(SELECT n FROM counted) AS answered, "
+            # the median: the middle row, or the mean of the middle two
+            "(SELECT AVG(minutes) FROM (SELECT minutes FROM waits ORDER BY minutes "
+            "LIMIT 2 - (SELECT n FROM counted) % 2 "
+            "OFFSET ((SELECT n FROM counted) - 1) / 2)) AS median_minutes",
+            _window(start, end),
+        )
+        row = rows[0]
+        median = row["median_minutes"]
+        return {
+            "open": int(row["open"]),
+            "answered": int(row["answered"]),
+            "median_minutes_to_answer": None if median is None else round(float(median), 1),
+        }
+
+    async def active_users_per_week(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """Distinct users who wrote to the bot, per week (keyed by its Monday, UTC)."""
+        # 'weekday 0' moves to the coming Sunday (or stays), six days back is the Monday.
+        return await self._rows(
+            "SELECT date(asked_at, 'weekday 0', '-6 days') AS week_start, "
+            "COUNT(DISTINCT user_id) AS users FROM asked "
+            "WHERE asked_at >= ? AND asked_at <= ? GROUP BY week_start ORDER BY week_start",
+            _window(start, end),
+        )
+
+    async def step_reach(self, aliases: Mapping[str, str]) -> dict[str, int]:
+        """How many distinct users recorded a status other than not_started on each step.
+
+        ``aliases`` maps every step id that may be stored (live ids and former ones) to
+        the live step it counts for, so a user counts once per live step.
+        """
+        if not aliases:
+            return {}
+        pairs = ",".join("(?, ?)" for _ in aliases)
+        rows = await self._rows(
+            f"WITH alias (step_id, live) AS (VALUES {pairs}) "
+            "SELECT a.live AS step_id, COUNT(DISTINCT p.user_id) AS users "
+            "FROM progress p JOIN alias a ON a.step_id = p.step_id "
+            "WHERE p.status != 'not_started' GROUP BY a.live",
+            [value for pair in aliases.items() for value in pair],
+        )
+        return {row["step_id"]: int(row["users"]) for row in rows}
+
+
+def _window(start: dt.datetime, end: dt.datetime) -> tuple[str, str]:
+    """Turn a window into the ISO text (UTC, seconds) that rows are stamped with."""
+    return (
+        start.astimezone(dt.UTC).isoformat(timespec="seconds"),
+        end.astimezone(dt.UTC).isoformat(timespec="seconds"),
+    )

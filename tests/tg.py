@@ -41,6 +41,9 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 CALLBACK_ANSWER_LIMIT = 200
+#: Photos Telegram can process (PNG, JPEG) and its upload limit for a photo.
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+PHOTO_LIMIT = 10 * 1024 * 1024
 #: The tags this bot may send (Telegram accepts a few more; the bot uses none of them).
 ALLOWED_TAGS = frozenset({"b", "i", "a", "code", "pre"})
 
@@ -248,8 +251,8 @@ class RecordingRequest(BaseRequest):
         return [c for c in self.calls if c.method in methods]
 
     def sent(self) -> list[Call]:
-        """Return the messages sent or edited (sendMessage, editMessageText, sendDocument)."""
-        return self.of("sendMessage", "editMessageText", "sendDocument")
+        """Return the messages sent or edited (texts, edits, documents and photos)."""
+        return self.of("sendMessage", "editMessageText", "sendDocument", "sendPhoto")
 
     def clear(self) -> None:
         """Forget the recorded calls (the chat state is kept)."""
@@ -381,6 +384,25 @@ class RecordingRequest(BaseRequest):
             }
             return self._message(
                 int(params["chat_id"]), document=document, caption=params.get("caption")
+            )
+        if api == "sendPhoto":
+            self._text(params, "caption", CAPTION_LIMIT)
+            upload = files.get("photo")
+            if upload is None:
+                raise TelegramRefusal("Bad Request: there is no photo in the request")
+            if self.strict and not upload.content.startswith(IMAGE_SIGNATURES):
+                raise TelegramRefusal("Bad Request: IMAGE_PROCESS_FAILED")
+            if self.strict and len(upload.content) > PHOTO_LIMIT:
+                raise TelegramRefusal("Bad Request: PHOTO_SAVE_FILE_INVALID")
+            photo = [{
+                "file_id": f"photo-{len(self.calls)}",
+                "file_unique_id": f"p{len(self.calls)}",
+                "width": 1000,
+                "height": 800,
+                "file_size": len(upload.content),
+            }]
+            return self._message(
+                int(params["chat_id"]), photo=photo, caption=params.get("caption")
             )
         if api == "answerCallbackQuery":
             query_id = str(params.get("callback_query_id"))
@@ -632,6 +654,7 @@ class BotHarness:
 
 
 def replies(calls: Iterable[Call]) -> list[Call]:
-    """Keep the calls that show the user something (messages, edits, documents)."""
-    return [c for c in calls if c.method in ("sendMessage", "editMessageText", "sendDocument")
+    """Keep the calls that show the user something (messages, edits, documents, photos)."""
+    return [c for c in calls
+            if c.method in ("sendMessage", "editMessageText", "sendDocument", "sendPhoto")
             and c.error is None]
