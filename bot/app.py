@@ -154,7 +154,7 @@ def build_application(
     """Build the PTB application with the engine on bot_data and every handler registered."""
     from handlers import register_all
     from handlers.commands import COMMANDS
-    from handlers.common import ADMINS_KEY, ENGINE_KEY, TYPING_AFTER_KEY
+    from handlers.common import ENGINE_KEY, TYPING_AFTER_KEY
 
     tg = settings.telegram
     builder: ApplicationBuilder = Application.builder().token(token or tg.token or "")  # type: ignore[type-arg]
@@ -223,7 +223,6 @@ def build_application(
     app = builder.build()
     app.bot_data[ENGINE_KEY] = engine
     app.bot_data[TYPING_AFTER_KEY] = tg.typing_after
-    app.bot_data[ADMINS_KEY] = frozenset(tg.admins)
     register_all(app)
     return app
 

@@ -485,6 +485,8 @@ class Engine:
         the front end answers as it does for any unknown command.
         """
         staff = self.staff
+        if not staff.may_work(user.id, user.chat):
+            return None
         if name == "tickets":
             return await staff.tickets(user.id)
         if name == "unanswered":
@@ -496,7 +498,9 @@ class Engine:
         return None
 
     async def upload(self, user: User, filename: str, content: bytes) -> Reply | None:
-        """An admin's knowledge file; None when the sender is not an admin."""
+        """An admin's knowledge file; None when the sender is not an admin (or not here)."""
+        if not self.staff.may_work(user.id, user.chat):
+            return None
         return await self.staff.upload(user.id, filename, content)
 
     async def human(self, user: User) -> Reply:

@@ -116,6 +116,13 @@ class Staff:
         """Whether ``user_id`` is staff, right now."""
         return user_id in self.admins
 
+    def may_work(self, user_id: int, chat_id: int) -> bool:
+        """Whether staff work may be shown here: an admin, in a private or the staff chat.
+
+        An admin in some other group would otherwise show users' questions to it.
+        """
+        return self.is_admin(user_id) and chat_id in (user_id, self.chat_id)
+
     def handoff_row(self, question_id: int) -> tuple[Button, ...]:
         """The "Ask the team" button for a logged question, or nothing without a staff chat."""
         return (Button("🙋 Ask the team", act.Handoff(question_id)),) if self.handoff else ()

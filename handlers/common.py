@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 ENGINE_KEY = "engine"
 TYPING_AFTER_KEY = "typing_after"
-ADMINS_KEY = "admins"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -31,11 +30,6 @@ def engine_of(context: ContextTypes.DEFAULT_TYPE) -> Engine:
     if not isinstance(engine, Engine):  # pragma: no cover - a wiring error, not user input
         raise RuntimeError("the engine is missing from bot_data; use build_application")
     return engine
-
-
-def is_admin(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> bool:
-    """Tell whether a user is one of the configured admins (``telegram.admins``)."""
-    return user_id in context.bot_data.get(ADMINS_KEY, ())
 
 
 def user_of(update: Update) -> User | None:

@@ -73,9 +73,8 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     engine = engine_of(context)
     document = message.document
-    if not engine.staff.is_admin(user.id) or not (document.file_name or "").lower().endswith(
-        (".yaml", ".yml")
-    ):
+    is_yaml = (document.file_name or "").lower().endswith((".yaml", ".yml"))
+    if not engine.staff.may_work(user.id, message.chat.id) or not is_yaml:
         if message.chat.type == message.chat.PRIVATE:
             await send_reply(update, context, engine.text_only())
         return

@@ -1,8 +1,9 @@
 """``/stats`` for admins: the statistics report as a message and a chart as a photo.
 
-Admins are ``telegram.admins`` (put on bot_data by ``build_application``), checked at
-each use. To anyone else ``/stats`` is an unknown command. The figures, the text and the
-chart come from :mod:`bot.stats`; this module only routes.
+Admins are ``telegram.admins``, checked at each use, in a private chat or the staff chat
+(``staff.chat_id``). To anyone else ``/stats`` is an unknown command (answered in a
+private chat, ignored in a group, like any command the bot does not have). The figures,
+the text and the chart come from :mod:`bot.stats`; this module only routes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot import stats
 from bot.reply import Reply, text
-from handlers.common import engine_of, is_admin, send_reply, typing_shown, user_of
+from handlers.common import engine_of, send_reply, typing_shown, user_of
 
 
 async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -25,8 +26,9 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if user is None or chat is None:
         return
     engine = engine_of(context)
-    if not is_admin(context, user.id):
-        await send_reply(update, context, engine.unknown_command())
+    if not engine.staff.may_work(user.id, chat.id):
+        if chat.type == chat.PRIVATE:
+            await send_reply(update, context, engine.unknown_command())
         return
     args = context.args or []
     days = int(args[0]) if args and args[0].isdigit() else stats.DEFAULT_DAYS
@@ -45,6 +47,5 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
-    """Add /stats (before the catch-all for unknown commands; private chats only)."""
-    new = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE
-    app.add_handler(CommandHandler("stats", on_stats, filters=new))
+    """Add /stats (before the catch-all for unknown commands)."""
+    app.add_handler(CommandHandler("stats", on_stats, filters=filters.UpdateType.MESSAGE))

@@ -386,7 +386,11 @@ async def test_stats_command_for_an_admin_and_for_anyone_else(
         assert refused[0].visible == unknown[0].visible
         assert refused[0].chat_id == USER_ID
 
-        # Not in a group, even for an admin: the figures are for staff's eyes.
+        # Not in another group, even for an admin: the figures are for staff's eyes.
         assert replies(await harness.say("/stats", user_id=admin, chat_id=GROUP_ID)) == []
+        # In the staff chat, yes.
+        harness.app.bot_data["engine"].staff.chat_id = GROUP_ID
+        in_staff = replies(await harness.say("/stats", user_id=admin, chat_id=GROUP_ID))
+        assert [c.method for c in in_staff] == ["sendMessage", "sendPhoto"]
     finally:
         await harness.stop()
