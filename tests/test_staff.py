@@ -433,3 +433,23 @@ async def test_after_answer_the_admins_next_message_in_a_private_staff_chat_is_t
         assert in_chat(calls, USER_ID) == []
     finally:
         await tg.stop()
+
+
+async def test_none_of_these_offers_the_team_and_hands_the_question_over(
+    tmp_path: Path, store: Store
+) -> None:
+    from tests.conftest import write_kb
+    from tests.test_handlers import FOUR_FEES
+
+    kb = write_kb(tmp_path / "kb", FOUR_FEES)
+    tg = await open_staff(kb, store, tmp_path)
+    try:
+        offer = only_reply(await tg.say("how much is the exam fee"))
+        none_of_these = next(d for d in offer.callback_data if d.startswith("n:"))
+        (sorry,) = replies(await tg.press(none_of_these))
+        handoff = next(d for d in sorry.callback_data if d.startswith("h:"))
+        (ticket,) = in_chat(await tg.press(handoff), STAFF_CHAT)
+        assert "how much is the exam fee" in ticket.visible
+        assert "exam-fee" not in ticket.visible  # guesses are shown by title, not id
+    finally:
+        await tg.stop()
