@@ -478,8 +478,10 @@ class Engine:
             kind="fallback",
         )
 
-    async def staff_command(self, user: User, name: str) -> Reply | None:
-        """An admin command (/tickets, /unanswered, /feedback, /rollback); None for others.
+    async def staff_command(
+        self, user: User, name: str, args: Sequence[str] = ()
+    ) -> Reply | None:
+        """An admin command (/tickets, /unanswered, /feedback, /rollback, /stats [N]).
 
         The admin list is checked now, at the moment of use; a non-admin gets None and
         the front end answers as it does for any unknown command.
@@ -495,6 +497,9 @@ class Engine:
             return await staff.feedback(user.id)
         if name == "rollback":
             return await staff.rollback(user.id)
+        if name == "stats":
+            days = int(args[0]) if args and args[0].isdigit() and len(args[0]) < 6 else 30
+            return await staff.stats(user.id, days)
         return None
 
     async def upload(self, user: User, filename: str, content: bytes) -> Reply | None:

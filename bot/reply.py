@@ -47,6 +47,8 @@ class Attachment:
     filename: str
     content: bytes
     caption: str = ""
+    #: Shown as a picture (a PNG chart) rather than as a file.
+    photo: bool = False
 
 
 @dataclass(frozen=True)

@@ -484,6 +484,26 @@ class Staff:
                              kind="ignored", edit=True, notice="Ignored.")
         return Reply(kind="info", notice="Already handled.")
 
+    async def stats(self, user_id: int, days: int) -> Reply | None:
+        """The usage report of the last ``days`` days, with its chart as a picture."""
+        if not self.is_admin(user_id):
+            return None
+        from bot import stats
+
+        if not stats.valid_days(days):
+            days = stats.DEFAULT_DAYS
+        figures = await stats.collect(self.store, self.holder.bundle.pathway, days)
+        # Drawing takes a moment of CPU: off the event loop, so other users are answered.
+        png = await asyncio.to_thread(stats.chart_png, figures)
+        return Reply(
+            text(stats.text_report(figures)),
+            kind="stats",
+            attachment=Attachment(
+                "stats.png", png, f"Messages per day and the pathway funnel, last {days} day(s)",
+                photo=True,
+            ),
+        )
+
     async def feedback(self, user_id: int) -> Reply | None:
         """The least helpful answers, as ``python -m bot feedback`` shows them."""
         if not self.is_admin(user_id):

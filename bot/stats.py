@@ -8,7 +8,7 @@ turns it into lines for a terminal or a Telegram message (user texts escaped wit
 imported only when a chart is drawn). :func:`group_similar` groups near-duplicate
 unanswered questions; it is pure, so other staff screens can reuse it.
 
-Wired from the CLI (``stats``) and from ``handlers/staff_stats.py`` (``/stats``, admins).
+Wired from the CLI (``stats``) and from :meth:`bot.staff.Staff.stats` (``/stats``, admins).
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import callbacks, commands, errors, messages, staff_stats
+from handlers import callbacks, commands, errors, messages
 
 
 def register_all(app: Application) -> None:  # type: ignore[type-arg]
     """Register every handler module on the application."""
-    staff_stats.register(app)
     commands.register(app)
     callbacks.register(app)
     messages.register(app)

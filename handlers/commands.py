@@ -29,7 +29,7 @@ COMMANDS = (
     BotCommand("human", "Ask a person from the team"),
 )
 #: Staff commands: answered for admins only, checked at the moment of use.
-STAFF_COMMANDS = ("tickets", "unanswered", "feedback", "rollback")
+STAFF_COMMANDS = ("tickets", "unanswered", "feedback", "rollback", "stats")
 
 Action = Callable[[Engine, User, list[str]], Awaitable[Reply]]
 
@@ -143,7 +143,7 @@ def _staff_handler(
             return
         engine = engine_of(context)
         async with typing_shown(update, context):
-            reply = await engine.staff_command(user, name)
+            reply = await engine.staff_command(user, name, list(context.args or []))
         if reply is None:
             if chat.type == chat.PRIVATE:
                 await send_reply(update, context, engine.unknown_command())

@@ -135,9 +135,10 @@ async def _deliver(
             reply_markup=markup if last else None,
             link_preview_options=NO_PREVIEW,
         )
-    if reply.attachment is not None:
-        await context.bot.send_document(
-            chat_id,
-            InputFile(BytesIO(reply.attachment.content), filename=reply.attachment.filename),
-            caption=reply.attachment.caption or None,
-        )
+    attachment = reply.attachment
+    if attachment is not None:
+        upload = InputFile(BytesIO(attachment.content), filename=attachment.filename)
+        if attachment.photo:
+            await context.bot.send_photo(chat_id, upload, caption=attachment.caption or None)
+        else:
+            await context.bot.send_document(chat_id, upload, caption=attachment.caption or None)
