@@ -975,6 +975,10 @@ class Engine:
             for row in data["feedback"][-10:]:
                 verdict = "helpful" if row["helpful"] else "not helpful"
                 lines.append(f"• {row['topic_id']}: {verdict}")
+            lines.append(
+                f"\nMessages counted for statistics (what I did with them, not their text): "
+                f"{len(data['message_outcomes'])}"
+            )
             if data["tickets"]:
                 lines.append(f"\nQuestions sent to the team: {len(data['tickets'])}")
                 for row in data["tickets"][-5:]:

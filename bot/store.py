@@ -325,8 +325,7 @@ class Store:
 
     async def close(self) -> None:
         """Finish pending writes, then close the connection."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._drain()
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
         await self._conn.close()
@@ -775,8 +774,14 @@ class Store:
             (user_id,),
         )
 
+    async def _drain(self) -> None:
+        """Wait for the background statistics rows already on their way."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
     async def export(self, user_id: int) -> dict[str, Any]:
         """Return everything stored about a user, as plain data."""
+        await self._drain()  # a row still on its way is theirs too
         user = await self.get_user(user_id)
         return {
             "user_id": user_id,
@@ -799,6 +804,11 @@ class Store:
             "tickets": await self._rows(
                 "SELECT id, question, state, answer, created_at, answered_at FROM tickets "
                 "WHERE user_id = ? ORDER BY id",
+                (user_id,),
+            ),
+            # What the bot did with each message, for statistics (never the text).
+            "message_outcomes": await self._rows(
+                "SELECT outcome, topic_id, asked_at FROM asked WHERE user_id = ? ORDER BY id",
                 (user_id,),
             ),
             "reminders": {
@@ -826,6 +836,7 @@ class Store:
         ``secure_delete`` overwrites the freed pages; the checkpoint then truncates the
         -wal file, which would otherwise still hold the old pages for a while.
         """
+        await self._drain()  # else a row still on its way would land after the delete
         await self._write(
             [
                 (f"DELETE FROM {table} WHERE user_id = ?", (user_id,))

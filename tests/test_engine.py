@@ -463,6 +463,7 @@ async def test_mydata_and_forget(engine: Engine, store: Store) -> None:
     assert mine.attachment is not None
     data = json.loads(mine.attachment.content)
     assert data["questions"][0]["text"] == "zzzz qqqq"
+    assert [r["outcome"] for r in data["message_outcomes"]] == ["fallback"]
     assert data["pathway"]["statuses"] == {"school-eligibility": "done"}
     assert "Is your medical school eligible?" in mine.plain_text
     confirm = await engine.forget(ALICE)
@@ -470,3 +471,4 @@ async def test_mydata_and_forget(engine: Engine, store: Store) -> None:
     await engine.handle_action(ALICE, act.Confirm("forget", True))
     empty = json.loads((await engine.mydata(ALICE)).attachment.content)  # type: ignore[union-attr]
     assert empty["questions"] == [] and empty["pathway"]["statuses"] == {}
+    assert empty["message_outcomes"] == []

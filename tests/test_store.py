@@ -130,6 +130,17 @@ async def test_forget_deletes_everything_about_one_user_only(store: Store) -> No
     assert len(kept["questions"]) == 1 and kept["pathway"]["statuses"] == {"a": "done"}
 
 
+async def test_forget_catches_a_statistics_row_still_on_its_way(store: Store) -> None:
+    store.record_asked(1, "answer", "usmle-step1")  # written in the background
+    await store.forget(1)  # must not let it land afterwards
+    await store.close()
+    reopened = await Store.open(store.path)
+    try:
+        assert (await reopened.export(1))["message_outcomes"] == []
+    finally:
+        await reopened.close()
+
+
 async def test_export_is_json_serialisable_and_complete(store: Store) -> None:
     qid = await store.log_question(5, "what is <b>oet</b>?", "ambiguous", "ecfmg-oet", 50.0)
     assert await store.mark_none_of_these(5, qid)
