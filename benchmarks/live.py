@@ -17,7 +17,10 @@ and a bare python-telegram-bot echo bot (``--echo``). For each it reports
   machine.
 
 Each message comes from its own user (the rate limiter allows one message per second
-per chat), with a question mix like real traffic.
+per chat), with a question mix like real traffic, sent at ``--rate`` messages per second
+(default 20, as users write, under Telegram's 30 a second); ``--rate 0`` sends them all at
+once, which lets the echo bot read the burst in a few polls and answer it unthrottled
+while the bot's rate limiter (on by default) spreads its replies over ten seconds.
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ def settle(pid: int, quiet: float = 0.02, limit: float = 120.0) -> None:
 
 
 def measure(fake: FakeTelegram, name: str, command: list[str], env: dict[str, str],
-            messages: int, first_user: int, cwd: Path = ROOT) -> dict[str, float]:
+            messages: int, first_user: int, cwd: Path = ROOT,
+            rate: float = 0.0) -> dict[str, float]:
     """Start one program, wait for its first poll, send messages, measure, stop it."""
     token = f"{first_user}:{name}"
     env = {**env, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_BASE_URL": fake.base_url}
@@ -173,6 +177,8 @@ def measure(fake: FakeTelegram, name: str, command: list[str], env: dict[str, st
         cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
         for i in range(messages):
             fake.send(token, first_user + i, QUESTIONS[i % len(QUESTIONS)])
+            if rate > 0:  # as users write: one at a time, not a burst read in one poll
+                time.sleep(1 / rate)
         with fake.lock:
             while fake.replies.get(token, 0) < messages:
                 if not fake.lock.wait(60):
@@ -209,6 +215,11 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--rate", type=float, default=20.0,
+        help="messages per second, as users send them (default 20, under Telegram's 30/s "
+        "limit); 0 sends them all at once (a burst)",
+    )
+    parser.add_argument(
         "--bot-dir", type=Path, default=ROOT,
         help="run the bot of another checkout (an A/B against an older version)",
     )
@@ -234,7 +245,7 @@ def main() -> None:
                 user = 10_000_000 * (round_ + 1) + (0 if name == "echo" else 5_000_000)
                 cwd = args.bot_dir if name == "bot" else ROOT
                 results[name].append(
-                    measure(fake, name, command, base, args.messages, user, cwd)
+                    measure(fake, name, command, base, args.messages, user, cwd, args.rate)
                 )
     summary = {
         name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
@@ -246,7 +257,8 @@ def main() -> None:
         print(json.dumps({"median": summary, "cpu_ratio": ratio, "startup_ratio": startup_ratio,
                           "rounds": results}, indent=2))
         return
-    print(f"{args.messages} messages, {args.rounds} rounds (medians)")
+    pace = f"{args.rate:g} per second" if args.rate > 0 else "all at once"
+    print(f"{args.messages} messages ({pace}), {args.rounds} rounds (medians)")
     print(f"{'program':8} {'start-up s':>10} {'CPU ms/reply':>13} {'wall s':>7}")
     for name, row in summary.items():
         print(f"{name:8} {row['startup_s']:10.2f} {row['cpu_ms_per_reply']:13.2f}"

@@ -29,6 +29,7 @@ import aiosqlite
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # characters of a logged message kept; the rest is cut
+ASKED_EVERY = 1.0  # seconds statistics rows are gathered before one write
 
 MIGRATIONS: Sequence[str] = (
     # 1: the question log and feedback.
@@ -271,6 +272,8 @@ class Store:
         self._flusher: asyncio.Future[None] | None = None
         self.commits = 0  # transactions committed by this process (writes are grouped)
         self._background: set[asyncio.Future[int | None]] = set()
+        self._asked: list[tuple[int, str, str | None, str]] = []
+        self._asked_timer: asyncio.TimerHandle | None = None
         # Users who may have a pending dialogue step. Most messages are plain questions
         # from users with none, and this spares them a query. A superset is harmless (the
         # database has the last word); this process is the only writer of the column.
@@ -561,17 +564,31 @@ class Store:
     def record_asked(self, user_id: int, outcome: str, topic_id: str | None) -> None:
         """Count one message's outcome for statistics, without holding up the reply.
 
-        The row (no text) joins the next group commit in the background; close() waits
-        for it. Statistics are the only reader.
+        Rows (no text) are gathered for up to :data:`ASKED_EVERY` seconds and written in
+        one transaction, so a stream of messages costs one commit a second, not one each;
+        export, forget and close write what is gathered first. A killed process loses at
+        most that last second of statistics, never anything a user was told was saved.
         """
+        self._asked.append((user_id, outcome, topic_id, _now()))
+        if self._asked_timer is None:
+            loop = asyncio.get_running_loop()
+            self._asked_timer = loop.call_later(ASKED_EVERY, self._flush_asked)
+
+    def _flush_asked(self) -> None:
+        """Start writing the gathered statistics rows in one transaction."""
+        self._asked_timer = None
+        rows, self._asked = self._asked, []
+        if not rows:
+            return
         future = asyncio.ensure_future(
             self._write(
                 [
                     (
                         "INSERT INTO asked (user_id, outcome, topic_id, asked_at) "
                         "VALUES (?, ?, ?, ?)",
-                        (user_id, outcome, topic_id, _now()),
+                        row,
                     )
+                    for row in rows
                 ]
             )
         )
@@ -775,7 +792,10 @@ class Store:
         )
 
     async def _drain(self) -> None:
-        """Wait for the background statistics rows already on their way."""
+        """Write the gathered statistics rows now and wait for them."""
+        if self._asked_timer is not None:
+            self._asked_timer.cancel()
+        self._flush_asked()
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 

@@ -341,3 +341,13 @@ async def test_a_read_only_database_is_refused_before_anyone_is_told_progress_is
     with pytest.raises(StoreError, match="read-only") as refused:
         await Store.open(path)
     assert str(path) in str(refused.value)
+
+
+async def test_statistics_rows_of_a_stream_of_messages_share_one_commit(store: Store) -> None:
+    before = store.commits
+    for n in range(5):  # messages a few milliseconds apart, as users write
+        store.record_asked(n, "answer", "usmle-step1")
+        await asyncio.sleep(0.01)
+    assert store.commits == before  # gathered, not yet written
+    assert (await store.export(3))["message_outcomes"][0]["outcome"] == "answer"
+    assert store.commits == before + 1
