@@ -236,8 +236,10 @@ class Engine:
                 "/mydata: everything I store about you\n"
                 "/reset: clear your pathway progress\n"
                 "/forget: delete everything I store about you\n"
-                "/skip: skip a question I asked you\n\n",
-                italic("If I don't know something, I say so and pass the question to the team."),
+                "/skip: skip a question I asked you\n"
+                + ("/human: ask a person from the team\n" if self.staff.handoff else "")
+                + "\n",
+                italic("If I don't know something, I say so and note it for the team."),
             ),
             buttons=self.main_menu(),
             kind="help",

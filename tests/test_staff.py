@@ -453,3 +453,16 @@ async def test_none_of_these_offers_the_team_and_hands_the_question_over(
         assert "exam-fee" not in ticket.visible  # guesses are shown by title, not id
     finally:
         await tg.stop()
+
+
+async def test_help_mentions_human_only_when_a_person_can_answer(
+    staff: BotHarness, kb_dir: Path, store: Store, tmp_path: Path
+) -> None:
+    (with_staff,) = replies(await staff.say("/help"))
+    assert "/human" in with_staff.visible
+    tg = await open_staff(kb_dir, store, tmp_path, chat=None)
+    try:
+        (without,) = replies(await tg.say("/help"))
+        assert "/human" not in without.visible
+    finally:
+        await tg.stop()
