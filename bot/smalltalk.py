@@ -17,6 +17,8 @@ _INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "hello there", "good morning", "good afternoon", "good evening", "gm", "yo", "sup",
         "whats up", "namaste", "salam", "salaam", "assalamualaikum", "assalamu alaikum",
         "hola", "bonjour", "ola", "oi", "hallo", "greetings", "hello bot", "hi bot",
+        "how are you", "how are you today", "how r u", "how are u", "hows it going",
+        "how is it going", "test", "testing", "hello how are you", "hi how are you",
     )),
     ("thanks", (
         "thanks", "thank you", "thank u", "thx", "ty", "tysm", "thanks a lot",
@@ -33,7 +35,9 @@ _INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "are you a bot", "are you human", "are you a real person", "are you real",
         "who are you", "what are you", "who made you", "who built you", "who created you",
         "what can you do", "what do you do", "is this a bot", "am i talking to a bot",
-        "are you ai", "are you an ai", "are you chatgpt",
+        "are you ai", "are you an ai", "are you chatgpt", "whats your name",
+        "what is your name", "your name", "are you a real person or a bot",
+        "are you a person or a bot", "am i talking to a human",
     )),
     # Questions about the user's own place on the road: answered from their progress.
     ("my_step", (
@@ -53,6 +57,15 @@ _INTENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
 )
 _LOOKUP = {phrase: intent for intent, phrases in _INTENTS for phrase in phrases}
+#: A longer thank-you ("thank you so much, that helped a lot") is still thanks, unless it
+#: goes on to ask something.
+_THANKS_OPENINGS = ("thanks", "thank you", "thank u", "thx", "many thanks")
+_ASKING = frozenset(
+    {
+        "how", "what", "when", "where", "why", "which", "who", "can", "could", "do", "does",
+        "is", "are", "will", "would", "should", "may", "but", "also", "please",
+    }
+)
 _REPEATS = re.compile(r"(.)\1{2,}")
 _HAS_WORD = re.compile(r"\w")
 
@@ -80,6 +93,14 @@ def small_talk(message: str) -> str | None:
     for form in (folded, _REPEATS.sub(r"\1", folded), folded.removesuffix(" bot")):
         if form in _LOOKUP:
             return _LOOKUP[form]
+    words = folded.split()
+    if (
+        folded.startswith(_THANKS_OPENINGS)
+        and len(words) <= 10
+        and "?" not in message
+        and not _ASKING & set(words)
+    ):
+        return "thanks"
     return None
 
 

@@ -63,7 +63,8 @@ async def test_a_question_gets_a_sourced_dated_answer(engine: Engine) -> None:
 
 @pytest.mark.parametrize(
     "message", ["hi", "Hello!!", "thanks", "thank you so much", "ok", "🙂🙂🙂", "are you a bot?",
-                "bye"]
+                "bye", "how are you today?", "what's your name", "thank you, that helped a lot",
+                "Thanks a ton for the quick reply!"]
 )
 async def test_small_talk_gets_a_kind_reply_and_is_never_logged(
     engine: Engine, store: Store, message: str
@@ -78,6 +79,8 @@ async def test_small_talk_gets_a_kind_reply_and_is_never_logged(
 async def test_a_question_with_a_greeting_is_still_a_question(engine: Engine) -> None:
     reply = await engine.handle_text(ALICE, "hi, is step 2 cs still required?")
     assert reply.topic_id == "ecfmg-step2cs-discontinued"
+    thanks_and_more = await engine.handle_text(ALICE, "thanks, and is step 2 cs still required")
+    assert thanks_and_more.topic_id == "ecfmg-step2cs-discontinued"
 
 
 @pytest.mark.parametrize(
