@@ -20,8 +20,8 @@ from bot.reply import Button, Reply, Style
 from bot.store import Store
 
 BANNER = (
-    "IMG Guide in your terminal. Type a question, or: /topics /pathway /progress /help "
-    "/about /mydata /reset /forget /quit. A number picks a button."
+    "IMG Guide in your terminal. Type a question, or: /topics /pathway /progress /dates "
+    "/reminders /help /about /mydata /reset /forget /quit. A number picks a button."
 )
 
 
@@ -99,6 +99,8 @@ class ChatSession:
             return await engine.skip(user)
         if command == "dates":
             return engine.dates()
+        if command == "human":
+            return await engine.human(user)
         if command == "reminders":
             return await engine.reminders(user)
         return engine.unknown_command()

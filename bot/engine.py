@@ -762,8 +762,9 @@ class Engine:
                 "the official page):\n"
             )
             for event in missing[:10]:
+                note = "" if event.confirmed else ", not confirmed"
                 spans += [
-                    f"• {event.title}: {event.when()} ({event.season} Match) · ",
+                    f"• {event.title}: {event.when()} ({event.season} Match{note}) · ",
                     link(rem._site(event.source), event.source),
                     "\n",
                 ]
