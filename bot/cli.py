@@ -378,8 +378,9 @@ def cmd_dates(
         )
     for event in calendar.stale(day):
         if not show_all:
+            flag = "" if event.confirmed else ", not confirmed"
             out.write(f"not listed yet\t{event.series}\tlast: {event.when()} "
-                      f"({event.season} Match)\t{event.source}\n")
+                      f"({event.season} Match{flag})\t{event.source}\n")
     return EXIT_OK
 
 
