@@ -133,7 +133,11 @@ async def test_after_a_reload_the_learned_model_follows_in_the_background(
     reloaded, _ = holder.reload_if_changed()
     assert reloaded and not holder.bundle.matcher.learned  # served at once, lexical
     training = holder.keep_learned()
-    assert training is not None and holder.keep_learned() is training  # one at a time
+    assert training is not None
+    # One at a time: asked again, it returns the running training, never a second one
+    # (or nothing, if that training has already finished: three topics train fast).
+    again = holder.keep_learned()
+    assert again is training or (again is None and holder.bundle.matcher.learned)
     await asyncio.to_thread(training.join, 120)
     assert holder.bundle.matcher.learned and "change-email" in holder.bundle.kb.by_id
 
