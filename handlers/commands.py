@@ -31,7 +31,8 @@ COMMANDS = (
 #: Staff commands: answered for admins only, checked at the moment of use.
 STAFF_COMMANDS = ("tickets", "unanswered", "feedback", "rollback", "stats")
 
-Action = Callable[[Engine, User, list[str]], Awaitable[Reply]]
+#: An engine call for one command; None means "not for you": answered as an unknown command.
+Action = Callable[[Engine, User, list[str]], Awaitable[Reply | None]]
 
 
 async def _start(engine: Engine, user: User, args: list[str]) -> Reply:
@@ -107,6 +108,15 @@ PRIVATE_ONLY = frozenset(
 )
 
 
+def _staff(name: str) -> Action:
+    """The engine call of an admin command (checked by the engine at each use)."""
+
+    async def run(engine: Engine, user: User, args: list[str]) -> Reply | None:
+        return await engine.staff_command(user, name, args)
+
+    return run
+
+
 def _handler(
     name: str, action: Action
 ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
@@ -125,32 +135,13 @@ def _handler(
             return
         async with typing_shown(update, context):
             reply = await action(engine, user, args)
-        await send_reply(update, context, reply)
-
-    callback.__name__ = f"command_{name}"
-    return callback
-
-
-def _staff_handler(
-    name: str,
-) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
-    """An admin command: for anyone else it is like a command the bot does not have."""
-
-    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = user_of(update)
-        chat = update.effective_chat
-        if user is None or chat is None:
-            return
-        engine = engine_of(context)
-        async with typing_shown(update, context):
-            reply = await engine.staff_command(user, name, list(context.args or []))
-        if reply is None:
+        if reply is None:  # a staff command from someone else: like one the bot lacks
             if chat.type == chat.PRIVATE:
                 await send_reply(update, context, engine.unknown_command())
             return
         await send_reply(update, context, reply)
 
-    callback.__name__ = f"staff_{name}"
+    callback.__name__ = f"command_{name}"
     return callback
 
 
@@ -166,7 +157,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     for name, action in ACTIONS.items():
         app.add_handler(CommandHandler(name, _handler(name, action), filters=new))
     for name in STAFF_COMMANDS:
-        app.add_handler(CommandHandler(name, _staff_handler(name), filters=new))
+        app.add_handler(CommandHandler(name, _handler(name, _staff(name)), filters=new))
     app.add_handler(
         MessageHandler(new & filters.COMMAND & filters.ChatType.PRIVATE, unknown_command)
     )
