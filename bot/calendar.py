@@ -87,6 +87,12 @@ class Event:
         return self.id.rsplit("-", 1)[0]
 
     @property
+    def site(self) -> str:
+        """The source's site, as a short link label (``nrmp.org``)."""
+        host = self.source.split("//", 1)[-1].split("/", 1)[0]
+        return host.removeprefix("www.")
+
+    @property
     def last_day(self) -> dt.date:
         """The last day of a range, or the date itself."""
         return self.end or self.date

@@ -31,7 +31,7 @@ from bot.guide import Guide
 from bot.knowledge import Topic
 from bot.matching import Decision, MatchResult, Thresholds
 from bot.pathway import Status
-from bot.reply import Attachment, Button, Reply, Span, bold, italic, link, text
+from bot.reply import Attachment, Button, Reply, Span, bold, italic, text
 from bot.smalltalk import REPLIES, looks_non_english, small_talk
 from bot.staff import Staff, ticket_ref
 from bot.store import Store
@@ -752,7 +752,7 @@ class Engine:
                 f": {event.when()} ({event.relative(day)})",
                 "" if event.confirmed else ", not yet confirmed",
                 " · ",
-                link(rem._site(event.source), event.source),
+                views.source_link(event),
                 "\n",
             ]
         missing = calendar.stale(day)
@@ -765,7 +765,7 @@ class Engine:
                 note = "" if event.confirmed else ", not confirmed"
                 spans += [
                     f"• {event.title}: {event.when()} ({event.season} Match{note}) · ",
-                    link(rem._site(event.source), event.source),
+                    views.source_link(event),
                     "\n",
                 ]
         spans.append(
@@ -849,7 +849,7 @@ class Engine:
         if event is not None:
             spans += ["\n📅 Next date that concerns you: ", bold(event.title), ", ",
                       event.describe(self.today), ". "]
-            spans += [italic("Source: "), link(rem._site(event.source), event.source), "\n"]
+            spans += [italic("Source: "), views.source_link(event), "\n"]
         return Reply(
             text(*spans),
             (

@@ -32,11 +32,12 @@ from enum import StrEnum
 from typing import Any
 
 from bot import actions as act
+from bot import views
 from bot.bundle import Bundle
 from bot.calendar import Calendar, Event, format_day
 from bot.clock import Clock, today
 from bot.pathway import Pathway
-from bot.reply import Button, Reply, Span, bold, italic, link, text
+from bot.reply import Button, Reply, Span, bold, italic, text
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def reminder_reply(event: Event, day: dt.date) -> Reply:
         bold(event.title),
         f"\n{event.describe(day)}.\n\n",
         italic("Source: "),
-        link(_site(event.source), event.source),
+        views.source_link(event),
         italic(f" ({event.season} Match season). Official pages win if they differ."),
         "\n\nYou get this because you turned reminders on. /reminders changes that.",
     ]
@@ -145,11 +146,6 @@ def reminder_reply(event: Event, day: dt.date) -> Reply:
         ),
         kind="reminder",
     )
-
-
-def _site(url: str) -> str:
-    host = url.split("//", 1)[-1].split("/", 1)[0]
-    return host.removeprefix("www.")
 
 
 def settings_reply(settings: dict[str, object], *, edit: bool = False, note: str = "") -> Reply:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Collection, Sequence
@@ -190,8 +189,7 @@ class Staff:
             return None
         ticket = await self.store.ticket(ticket_id)
         if ticket is None:
-            return Reply(text(f"Ticket #{ticket_id} no longer exists."), kind="info",
-                         notice="No such ticket.")
+            return self._gone(ticket_id)
         if verb == "close":
             closed = await self.store.close_ticket(ticket_id)
             return Reply(
@@ -215,6 +213,12 @@ class Staff:
         )
 
     @staticmethod
+    def _gone(ticket_id: int) -> Reply:
+        """A ticket deleted since (its user sent /forget)."""
+        return Reply(text(f"Ticket #{ticket_id} no longer exists."), kind="info",
+                     notice="No such ticket.")
+
+    @staticmethod
     def _already(ticket: dict[str, Any]) -> Reply:
         if ticket["state"] == "answered":
             who = ticket["answered_by_name"] or "another admin"
@@ -231,7 +235,7 @@ class Staff:
             return None
         ticket = await self.store.ticket(ticket_id)
         if ticket is None:
-            return Reply(text(f"Ticket #{ticket_id} no longer exists."), kind="info")
+            return self._gone(ticket_id)
         answer = answer.strip()[:MAX_ANSWER_CHARS]
         if ticket["state"] != "open" or not await self.store.answer_ticket(
             ticket_id, answer, user_id, name
@@ -518,12 +522,3 @@ class Staff:
                 "topic_id"]
             lines.append(f"\n{row['not_helpful']} / {row['helpful']} · {title}")
         return Reply(text(*lines), kind="feedback_report")
-
-
-def guesses_json(value: str | None) -> list[str]:
-    """The topic ids stored with a ticket."""
-    try:
-        found = json.loads(value or "[]")
-    except ValueError:
-        return []
-    return [str(g) for g in found] if isinstance(found, list) else []

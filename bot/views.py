@@ -6,6 +6,7 @@ import datetime as dt
 
 from bot import actions as act
 from bot.bundle import Bundle
+from bot.calendar import Event
 from bot.knowledge import Topic
 from bot.reply import Button, Reply, Span, bold, italic, link
 
@@ -15,6 +16,11 @@ LEGAL_NOTE = (
     "General information, not legal advice: check the official pages below, your "
     "program's GME office or an immigration attorney."
 )
+
+
+def source_link(event: Event) -> Span:
+    """A link to the page an event's date was read on, labelled with its site."""
+    return link(event.site, event.source)
 
 
 def format_date(value: dt.date | None) -> str:
