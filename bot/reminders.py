@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from bot.calendar import Calendar, Event, format_day
 from bot.clock import Clock, today
 from bot.pathway import Pathway
 from bot.reply import Button, Reply, Span, bold, italic, text
-from bot.store import Store
+from bot.store import FINISHED_STATUSES, Store
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +86,15 @@ class Relevance:
 
     def excludes(self, statuses: Mapping[str, str]) -> bool:
         """Tell whether recorded ``statuses`` take the user past the event."""
-        return any(statuses.get(s) in FINISHED for s in self.finished) or any(
+        return any(statuses.get(s) in FINISHED_STATUSES for s in self.finished) or any(
             statuses.get(s) == "done" for s in self.done
         )
 
 
-FINISHED = ("done", "not_applicable")
-
-
+@functools.lru_cache(maxsize=256)
 def relevance(pathway: Pathway | None, event: Event) -> Relevance:
-    """Work out :class:`Relevance` for ``event`` from the pathway."""
+    """Work out :class:`Relevance` for ``event`` from the pathway (once per pair: a sending
+    round asks it for every due reminder)."""
     if pathway is None or not event.steps:
         return Relevance(event.steps)
     road = pathway.route({})
