@@ -164,7 +164,7 @@ def cmd_check(settings: Settings, path_arg: str | None, out: TextIO) -> int:
     from bot.bundle import load_bundle
 
     path = Path(path_arg or settings.knowledge.path)
-    bundle, problems = load_bundle(path)
+    bundle, problems = load_bundle(path, learned=False)  # the model is not checked
     for problem in problems:
         print(problem, file=out)
     if problems:
