@@ -105,6 +105,14 @@ def dated_kb(kb_dir: Path, calendar: str = CALENDAR) -> Path:
     return kb_dir
 
 
+def dated_engine(kb_dir: Path, store: Store, clock: FixedClock) -> Engine:
+    """The engine over the test calendar's knowledge copy, on ``clock``."""
+    path = dated_kb(kb_dir)
+    bundle, problems = load_bundle(path, learned=False)
+    assert bundle is not None, problems
+    return Engine(KnowledgeHolder(path, bundle), store, Settings().matching, clock)
+
+
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd,
@@ -280,11 +288,8 @@ def test_answers_show_event_dates_as_of_today(kb_dir: Path) -> None:
 
 
 async def test_the_engine_renders_dates_with_its_clock(kb_dir: Path, store: Store) -> None:
-    path = dated_kb(kb_dir)
-    bundle, _ = load_bundle(path, learned=False)
-    assert bundle is not None
     clock = FixedClock(TODAY)
-    engine = Engine(KnowledgeHolder(path, bundle), store, Settings().matching, clock)
+    engine = dated_engine(kb_dir, store, clock)
     from bot.engine import User
 
     first = render_plain(await engine.handle_text(User(5), "zebra quokka registration deadline"))
@@ -324,11 +329,7 @@ def test_dates_refuses_a_bad_day() -> None:
 async def test_dates_in_chat_lists_upcoming_events_with_sources(
     kb_dir: Path, store: Store
 ) -> None:
-    path = dated_kb(kb_dir)
-    bundle, _ = load_bundle(path, learned=False)
-    assert bundle is not None
-    engine = Engine(KnowledgeHolder(path, bundle), store, Settings().matching, FixedClock(TODAY))
-    reply = engine.dates()
+    reply = dated_engine(kb_dir, store, FixedClock(TODAY)).dates()
     shown = render_plain(reply)
     assert "NRMP standard registration deadline: 14 December 2026, 11:59 p.m. ET (in 12 days)" in (
         shown
@@ -344,13 +345,7 @@ async def test_dates_in_chat_lists_upcoming_events_with_sources(
 async def test_dates_says_plainly_when_nothing_upcoming_is_published(
     kb_dir: Path, store: Store
 ) -> None:
-    path = dated_kb(kb_dir)
-    bundle, _ = load_bundle(path, learned=False)
-    assert bundle is not None
-    later = FixedClock(dt.date(2027, 6, 1))
-    shown = render_plain(
-        Engine(KnowledgeHolder(path, bundle), store, Settings().matching, later).dates()
-    )
+    shown = render_plain(dated_engine(kb_dir, store, FixedClock(dt.date(2027, 6, 1))).dates())
     assert "No upcoming date in my calendar has been published yet." in shown
     # Its last date came from a blog: it says so here too.
     last = "NRMP rank order list deadline: 3 March 2027, 9 p.m. ET (2027 Match, not confirmed)"
