@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # characters of a logged message kept; the rest is cut
 ASKED_EVERY = 1.0  # seconds statistics rows are gathered before one write
+ASKED_BATCH = 500  # ... or this many rows, whichever comes first
 
 MIGRATIONS: Sequence[str] = (
     # 1: the question log and feedback.
@@ -570,7 +571,11 @@ class Store:
         most that last second of statistics, never anything a user was told was saved.
         """
         self._asked.append((user_id, outcome, topic_id, _now()))
-        if self._asked_timer is None:
+        if len(self._asked) >= ASKED_BATCH:  # a flood: write now, memory stays bounded
+            if self._asked_timer is not None:
+                self._asked_timer.cancel()
+            self._flush_asked()
+        elif self._asked_timer is None:
             loop = asyncio.get_running_loop()
             self._asked_timer = loop.call_later(ASKED_EVERY, self._flush_asked)
 

@@ -351,3 +351,15 @@ async def test_statistics_rows_of_a_stream_of_messages_share_one_commit(store: S
     assert store.commits == before  # gathered, not yet written
     assert (await store.export(3))["message_outcomes"][0]["outcome"] == "answer"
     assert store.commits == before + 1
+
+
+async def test_a_flood_of_messages_writes_statistics_without_waiting_for_the_timer(
+    store: Store,
+) -> None:
+    from bot.store import ASKED_BATCH
+
+    for n in range(ASKED_BATCH):
+        store.record_asked(n, "fallback", None)
+    await asyncio.sleep(0.2)  # well under the one-second timer
+    rows = await store._rows("SELECT COUNT(*) AS n FROM asked")
+    assert rows[0]["n"] == ASKED_BATCH
