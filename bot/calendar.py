@@ -205,21 +205,24 @@ class Calendar:
             if event is None:
                 return "(date not available)"
             if name not in self.by_id and event.passed(today):
-                return self.unpublished(event)
+                return self.unpublished(event, today)
             return event.describe(today)
 
         return PLACEHOLDER.sub(replace, text)
 
     @staticmethod
-    def unpublished(event: Event) -> str:
+    def unpublished(event: Event, today: dt.date) -> str:
         """Give a series' last listed date, saying a later season's is not listed yet.
 
+        The season named as missing is the one the reader is in (several may have been
+        skipped: "2024 Match; the 2027 date ..."), or the next after the last listed.
         Not "not yet published": the later date may be out on the official page before
         staff add it here, so the user is sent to check that page.
         """
         note = ", not confirmed" if not event.confirmed else ""
+        wanted = max(event.season + 1, current_season(today))
         return (
-            f"{event.when()} ({event.season} Match{note}; the {event.season + 1} date is not "
+            f"{event.when()} ({event.season} Match{note}; the {wanted} date is not "
             "in my calendar yet)"
         )
 
@@ -227,6 +230,11 @@ class Calendar:
         """Events already past whose series has no later season, most recent first."""
         found = [events[-1] for events in self.series.values() if events[-1].passed(today)]
         return sorted(found, key=lambda e: e.last_day, reverse=True)
+
+
+def current_season(today: dt.date) -> int:
+    """The Match season a reader is in: Match Day falls in March, so from April the next."""
+    return today.year + 1 if today.month >= 4 else today.year
 
 
 def references(text: str) -> list[str]:
