@@ -8,7 +8,10 @@ A small fake Bot API server (this file, on 127.0.0.1) feeds both programs the sa
 messages through ``getUpdates`` and counts their ``sendMessage`` replies. Both are real
 processes started the way staff start them: ``python -m bot run`` (with its defaults:
 the rate limiter on, the real knowledge base, a SQLite file in a temporary directory)
-and a bare python-telegram-bot echo bot (``--echo``). For each it reports
+and a bare python-telegram-bot echo bot (``--echo``), plus the same echo bot replying
+with an answer's weight (about 1,100 characters of HTML with links, five buttons:
+``--echo-sized``), which separates the bot's own work from the size of what it sends.
+For each it reports
 
 - start-up: spawn to the first ``getUpdates`` (the bot answers from then on);
 - CPU per reply: the process's user + system CPU time (``/proc/PID/stat``, all
@@ -193,14 +196,33 @@ def measure(fake: FakeTelegram, name: str, command: list[str], env: dict[str, st
     return {"startup_s": startup, "cpu_ms_per_reply": 1000 * cpu / messages, "wall_s": wall}
 
 
-def echo_bot() -> None:
-    """A bare python-telegram-bot echo bot: the baseline."""
-    from telegram import Update
+def echo_bot(sized: bool = False) -> None:
+    """A bare python-telegram-bot echo bot: the baseline.
+
+    ``sized``: instead of the user's text, reply with what an answer weighs (an HTML text
+    of about 1,100 characters with links, and five buttons), so that the difference to the
+    bot is the bot's own work, not the size of what it sends.
+    """
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
     from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+    body = "<b>A topic title</b>\n\n" + "An answer sentence of ordinary length. " * 24
+    body += '\n\n<i>Official sources: <a href="https://www.ecfmg.org/">ECFMG</a> · '
+    body += '<a href="https://www.nrmp.org/">NRMP</a></i>\n<i>Last reviewed 2 December 2026.</i>'
+    keyboard = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(f"➡ Related topic {i}", callback_data=f"o:topic-{i}")]
+         for i in range(3)]
+        + [[InlineKeyboardButton("👍 Helpful", callback_data="f:t:1"),
+            InlineKeyboardButton("👎 Not helpful", callback_data="f:t:0")]]
+    )
+
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.effective_message and update.effective_message.text:
-            await update.effective_message.reply_text(update.effective_message.text)
+        message = update.effective_message
+        if message and message.text:
+            if sized:
+                await message.reply_html(body, reply_markup=keyboard)
+            else:
+                await message.reply_text(message.text)
 
     app = (Application.builder().token(os.environ["TELEGRAM_BOT_TOKEN"])
            .base_url(os.environ["TELEGRAM_BASE_URL"]).build())
@@ -213,6 +235,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--echo-sized", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--rate", type=float, default=20.0,
@@ -224,12 +247,12 @@ def main() -> None:
         help="run the bot of another checkout (an A/B against an older version)",
     )
     args = parser.parse_args()
-    if args.echo:
-        echo_bot()
+    if args.echo or args.echo_sized:
+        echo_bot(sized=args.echo_sized)
         return
     fake = FakeTelegram()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IMG_GUIDE"))}
-    results: dict[str, list[dict[str, float]]] = {"echo": [], "bot": []}
+    results: dict[str, list[dict[str, float]]] = {"echo": [], "echo-sized": [], "bot": []}
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(
@@ -238,11 +261,12 @@ def main() -> None:
         )
         programs = {
             "echo": [sys.executable, "-m", "benchmarks.live", "--echo"],
+            "echo-sized": [sys.executable, "-m", "benchmarks.live", "--echo-sized"],
             "bot": [sys.executable, "-m", "bot", "run", "--config", str(config)],
         }
         for round_ in range(args.rounds):
             for name, command in programs.items():  # alternate, so both see the same noise
-                user = 10_000_000 * (round_ + 1) + (0 if name == "echo" else 5_000_000)
+                user = 10_000_000 * (round_ + 1) + 3_000_000 * list(programs).index(name)
                 cwd = args.bot_dir if name == "bot" else ROOT
                 results[name].append(
                     measure(fake, name, command, base, args.messages, user, cwd, args.rate)
@@ -252,18 +276,21 @@ def main() -> None:
         for name, rows in results.items()
     }
     ratio = summary["bot"]["cpu_ms_per_reply"] / summary["echo"]["cpu_ms_per_reply"]
+    sized_ratio = summary["bot"]["cpu_ms_per_reply"] / summary["echo-sized"]["cpu_ms_per_reply"]
     startup_ratio = summary["bot"]["startup_s"] / summary["echo"]["startup_s"]
     if args.json:
-        print(json.dumps({"median": summary, "cpu_ratio": ratio, "startup_ratio": startup_ratio,
+        print(json.dumps({"median": summary, "cpu_ratio": ratio, "cpu_ratio_sized": sized_ratio,
+                          "startup_ratio": startup_ratio,
                           "rounds": results}, indent=2))
         return
     pace = f"{args.rate:g} per second" if args.rate > 0 else "all at once"
     print(f"{args.messages} messages ({pace}), {args.rounds} rounds (medians)")
-    print(f"{'program':8} {'start-up s':>10} {'CPU ms/reply':>13} {'wall s':>7}")
+    print(f"{'program':10} {'start-up s':>10} {'CPU ms/reply':>13} {'wall s':>7}")
     for name, row in summary.items():
-        print(f"{name:8} {row['startup_s']:10.2f} {row['cpu_ms_per_reply']:13.2f}"
+        print(f"{name:10} {row['startup_s']:10.2f} {row['cpu_ms_per_reply']:13.2f}"
               f" {row['wall_s']:7.2f}")
-    print(f"\nCPU per reply: bot / echo = {ratio:.2f}x; start-up: bot / echo = "
+    print(f"\nCPU per reply: bot / echo = {ratio:.2f}x; bot / echo-sized (replies as long as "
+          f"answers, with buttons) = {sized_ratio:.2f}x; start-up: bot / echo = "
           f"{startup_ratio:.2f}x")
 
 

@@ -35,6 +35,8 @@ SUPPORTED_VERSIONS = frozenset({1})
 #: answer must fit in that to go out as one message.
 TELEGRAM_MESSAGE_LIMIT = 4000
 DEFAULT_CATEGORY = "General"
+#: A follow-up that is not a topic: a button that starts (or resumes) the guided pathway.
+PATHWAY_FOLLOW_UP = "pathway"
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -655,7 +657,7 @@ def _cross_check(topics: list[Topic]) -> list[Problem]:
                         f"topic '{topic.id}' lists itself in 'follow_ups'; remove it",
                     )
                 )
-            elif target not in first_at:
+            elif target not in first_at and target != PATHWAY_FOLLOW_UP:
                 problems.append(
                     Problem(
                         topic.file,

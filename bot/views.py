@@ -7,7 +7,7 @@ import datetime as dt
 from bot import actions as act
 from bot.bundle import Bundle
 from bot.calendar import Event
-from bot.knowledge import Topic
+from bot.knowledge import PATHWAY_FOLLOW_UP, Topic
 from bot.reply import Button, Reply, Span, bold, italic, link
 
 MAX_FOLLOW_UPS = 3
@@ -70,11 +70,12 @@ def topic_reply(
     spans.append(
         italic(f"Last reviewed {format_date(topic.reviewed)}. Official pages win if they differ.")
     )
-    rows: list[tuple[Button, ...]] = [
-        (Button(f"➡ {kb.by_id[f].title}", act.OpenTopic(f)),)
-        for f in topic.follow_ups[:MAX_FOLLOW_UPS]
-        if f in kb.by_id
-    ]
+    rows: list[tuple[Button, ...]] = []
+    for f in topic.follow_ups[:MAX_FOLLOW_UPS]:
+        if f in kb.by_id:
+            rows.append((Button(f"➡ {kb.by_id[f].title}", act.OpenTopic(f)),))
+        elif f == PATHWAY_FOLLOW_UP:
+            rows.append((Button("🧭 Follow the guided pathway", act.Menu("pathway")),))
     rows.append(
         (
             Button("👍 Helpful", act.Feedback(topic.id, True)),

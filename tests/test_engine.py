@@ -485,3 +485,11 @@ async def test_mydata_and_forget(engine: Engine, store: Store) -> None:
     empty = json.loads((await engine.mydata(ALICE)).attachment.content)  # type: ignore[union-attr]
     assert empty["questions"] == [] and empty["pathway"]["statuses"] == {}
     assert empty["message_outcomes"] == []
+
+
+async def test_the_roadmap_answer_offers_the_guided_pathway(engine: Engine) -> None:
+    reply = await engine.handle_text(ALICE, "I graduated abroad, what do I do, in what order?")
+    assert reply.topic_id == "roadmap-img-graduate"
+    assert act.Menu("pathway") in actions_of(reply)
+    step = await engine.handle_action(ALICE, act.Menu("pathway"))
+    assert choice_ids(step)  # the first step of the pathway, with its choices

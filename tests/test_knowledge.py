@@ -148,6 +148,14 @@ def test_follow_ups_must_name_existing_topics(tmp_path: Path) -> None:
     assert any("lists itself" in m for m in msgs), msgs
 
 
+def test_pathway_is_a_follow_up_that_is_not_a_topic(tmp_path: Path) -> None:
+    follow = "    follow_ups: [pathway, two]\n"
+    write(tmp_path, "a.yaml", "version: 1\ntopics:\n" + topic("one") + follow + topic("two"))
+    kb, problems = load_knowledge(tmp_path)
+    assert kb is not None, messages(problems)
+    assert kb.by_id["one"].follow_ups == ("pathway", "two")
+
+
 def test_malformed_urls_and_dates_are_reported(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", """\
         version: 1
