@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 #: Characters of a message that are looked at; a longer one is cut (and logged cut).
 MAX_QUESTION_CHARS = 1000
-# Questions up to this long (and already in NFKC form) are understood on the event loop.
+#: Questions up to this long (and already in NFKC form) are understood on the event loop.
 INLINE_MAX_CHARS = 200
 #: How long the bot waits for the "what were you looking for?" answer.
 AWAIT_TTL = dt.timedelta(minutes=15)
